@@ -1,0 +1,320 @@
+// Package levels turns service signals and stored thresholds into a
+// degradation level, with hysteresis: escalate at once to the highest level
+// whose enter threshold any signal reaches, de-escalate one level at a time
+// only after every signal has stayed below the current level's exit
+// threshold for the cooldown.
+//
+// The package is pure: time comes in as a value, nothing here does I/O.
+package levels
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/brownout-io/brownout"
+)
+
+// Level is a degradation level, 0 (FULL) to 3 (MAINTENANCE).
+type Level int
+
+// The four levels.
+const (
+	Full Level = iota
+	Reduced
+	Essential
+	Maintenance
+)
+
+// MaxLevel is the highest level.
+const MaxLevel = Maintenance
+
+var names = [...]string{"FULL", "REDUCED", "ESSENTIAL", "MAINTENANCE"}
+
+// String returns the level's name, e.g. "ESSENTIAL".
+func (l Level) String() string {
+	if l < Full || l > Maintenance {
+		return fmt.Sprintf("LEVEL(%d)", int(l))
+	}
+	return names[l]
+}
+
+// Valid reports whether l is one of the four levels.
+func (l Level) Valid() bool { return l >= Full && l <= Maintenance }
+
+// Signals are a service's aggregated signals.
+type Signals struct {
+	CPUPercent    float64 `json:"cpu_percent"`
+	MemoryPercent float64 `json:"memory_percent"`
+	ErrorRate     float64 `json:"error_rate"`
+}
+
+// Signal names as they appear in causes and field paths.
+const (
+	SignalCPU       = "cpu"
+	SignalMemory    = "memory"
+	SignalErrorRate = "error_rate"
+)
+
+// Bound is one signal's pair of thresholds for one level.
+type Bound struct {
+	Enter float64 `json:"enter"`
+	Exit  float64 `json:"exit"`
+}
+
+// LevelThresholds are the bounds of one level (1–3).
+type LevelThresholds struct {
+	Level     Level `json:"level"`
+	CPU       Bound `json:"cpu"`
+	Memory    Bound `json:"memory"`
+	ErrorRate Bound `json:"error_rate"`
+}
+
+func (lt LevelThresholds) bound(signal string) Bound {
+	switch signal {
+	case SignalCPU:
+		return lt.CPU
+	case SignalMemory:
+		return lt.Memory
+	default:
+		return lt.ErrorRate
+	}
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("60s") in JSON.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string such as "1m0s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"60s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"60s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Thresholds is a complete threshold set: cooldown plus levels 1, 2 and 3 in
+// order.
+type Thresholds struct {
+	Cooldown Duration          `json:"cooldown"`
+	Levels   []LevelThresholds `json:"levels"`
+}
+
+// DefaultCooldown is the seed's cooldown.
+const DefaultCooldown = 60 * time.Second
+
+// Default returns the seed's thresholds: enter cpu 70/80/90, memory
+// 75/85/95, error rate 0.05/0.10/0.25; exit 10 points (0.02 for error rate)
+// below enter; cooldown 60 s.
+func Default() Thresholds {
+	cpu := []float64{70, 80, 90}
+	mem := []float64{75, 85, 95}
+	er := []float64{0.05, 0.10, 0.25}
+	t := Thresholds{Cooldown: Duration(DefaultCooldown)}
+	for i := 0; i < 3; i++ {
+		t.Levels = append(t.Levels, LevelThresholds{
+			Level:     Level(i + 1),
+			CPU:       Bound{Enter: cpu[i], Exit: cpu[i] - 10},
+			Memory:    Bound{Enter: mem[i], Exit: mem[i] - 10},
+			ErrorRate: Bound{Enter: er[i], Exit: round(er[i] - 0.02)},
+		})
+	}
+	return t
+}
+
+func round(f float64) float64 { return math.Round(f*1e9) / 1e9 }
+
+// Limits on cooldown.
+const (
+	MinCooldown = time.Second
+	MaxCooldown = 24 * time.Hour
+)
+
+// Validate checks a threshold set and returns a *brownout.Error with code
+// EINVALID naming the first offending field, e.g. "levels[1].cpu.exit".
+func (t Thresholds) Validate() error {
+	c := time.Duration(t.Cooldown)
+	if c < MinCooldown || c > MaxCooldown {
+		return brownout.FieldErrorf(brownout.EINVALID, "cooldown", "must be between %s and %s", MinCooldown, MaxCooldown)
+	}
+	if len(t.Levels) != 3 {
+		return brownout.FieldErrorf(brownout.EINVALID, "levels", "must hold exactly 3 entries, for levels 1, 2 and 3 in order")
+	}
+	for i, lt := range t.Levels {
+		if lt.Level != Level(i+1) {
+			return brownout.FieldErrorf(brownout.EINVALID, fmt.Sprintf("levels[%d].level", i), "must be %d (levels 1, 2 and 3 in order)", i+1)
+		}
+		for _, sig := range []string{SignalCPU, SignalMemory, SignalErrorRate} {
+			b := lt.bound(sig)
+			max := 100.0
+			if sig == SignalErrorRate {
+				max = 1
+			}
+			path := fmt.Sprintf("levels[%d].%s", i, sig)
+			for _, v := range []struct {
+				name string
+				val  float64
+			}{{"enter", b.Enter}, {"exit", b.Exit}} {
+				if math.IsNaN(v.val) || v.val < 0 || v.val > max {
+					return brownout.FieldErrorf(brownout.EINVALID, path+"."+v.name, "must be between 0 and %g", max)
+				}
+			}
+			if b.Exit >= b.Enter {
+				return brownout.FieldErrorf(brownout.EINVALID, path+".exit", "must be below enter (%g)", b.Enter)
+			}
+			if i > 0 {
+				prev := t.Levels[i-1].bound(sig)
+				if b.Enter <= prev.Enter {
+					return brownout.FieldErrorf(brownout.EINVALID, path+".enter", "must be above level %d's enter (%g)", i, prev.Enter)
+				}
+				if b.Exit <= prev.Exit {
+					return brownout.FieldErrorf(brownout.EINVALID, path+".exit", "must be above level %d's exit (%g)", i, prev.Exit)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// For returns the thresholds of level l (1–3).
+func (t Thresholds) For(l Level) LevelThresholds {
+	return t.Levels[l-1]
+}
+
+// State is what the engine remembers of one service between evaluations.
+type State struct {
+	// Level is the computed level.
+	Level Level `json:"level"`
+	// CalmSince is when every signal last went below the current level's
+	// exit thresholds; zero while any signal is at or above them.
+	CalmSince time.Time `json:"calm_since,omitzero"`
+}
+
+// Trigger names the signal and threshold a decision turned on.
+type Trigger struct {
+	Signal    string  `json:"signal"`
+	Value     float64 `json:"value"`
+	Threshold float64 `json:"threshold"`
+	// Kind is "enter" (a signal reached an enter threshold) or "exit" (every
+	// signal stayed below the exit thresholds for the cooldown; Signal then
+	// names the one closest to its exit threshold).
+	Kind string `json:"kind"`
+	// Level is the level whose threshold was used.
+	Level Level `json:"level"`
+}
+
+// Decision explains a computed level change: what it was decided on.
+type Decision struct {
+	From       Level           `json:"from_level"`
+	To         Level           `json:"to_level"`
+	Trigger    Trigger         `json:"trigger"`
+	Signals    Signals         `json:"signals"`
+	Thresholds LevelThresholds `json:"thresholds"`
+	Cooldown   Duration        `json:"cooldown"`
+	// CalmFor is how long the signals had stayed below exit, on a
+	// de-escalation.
+	CalmFor Duration `json:"calm_for,omitempty"`
+}
+
+// Evaluate computes the next state from the current one. live tells whether
+// the service has any live instance; without one the level is held and the
+// cooldown restarts. It returns a non-nil Decision only when the level
+// changes. t must be valid.
+func Evaluate(st State, sig Signals, live bool, t Thresholds, now time.Time) (State, *Decision) {
+	if !live {
+		return State{Level: st.Level}, nil
+	}
+	// Escalation: the highest level any signal has entered.
+	target, trig := Full, Trigger{}
+	for l := Maintenance; l >= Reduced; l-- {
+		if tr, ok := entered(sig, t.For(l)); ok {
+			target, trig = l, tr
+			break
+		}
+	}
+	if target > st.Level {
+		return State{Level: target}, &Decision{
+			From: st.Level, To: target, Trigger: trig, Signals: sig,
+			Thresholds: t.For(target), Cooldown: t.Cooldown,
+		}
+	}
+	if st.Level == Full {
+		return State{Level: Full}, nil
+	}
+	cur := t.For(st.Level)
+	closest, calm := belowExit(sig, cur)
+	if !calm {
+		return State{Level: st.Level}, nil
+	}
+	if st.CalmSince.IsZero() || st.CalmSince.After(now) {
+		return State{Level: st.Level, CalmSince: now}, nil
+	}
+	calmFor := now.Sub(st.CalmSince)
+	if calmFor < time.Duration(t.Cooldown) {
+		return st, nil
+	}
+	next := st.Level - 1
+	closest.Level = st.Level
+	d := &Decision{
+		From: st.Level, To: next, Trigger: closest, Signals: sig,
+		Thresholds: cur, Cooldown: t.Cooldown, CalmFor: Duration(calmFor),
+	}
+	// The next step needs its own full cooldown below its own exit.
+	ns := State{Level: next}
+	if next > Full {
+		if _, ok := belowExit(sig, t.For(next)); ok {
+			ns.CalmSince = now
+		}
+	}
+	return ns, d
+}
+
+// entered reports the first signal at or above its enter threshold.
+func entered(sig Signals, lt LevelThresholds) (Trigger, bool) {
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{{SignalCPU, sig.CPUPercent}, {SignalMemory, sig.MemoryPercent}, {SignalErrorRate, sig.ErrorRate}} {
+		b := lt.bound(s.name)
+		if s.v >= b.Enter {
+			return Trigger{Signal: s.name, Value: s.v, Threshold: b.Enter, Kind: "enter", Level: lt.Level}, true
+		}
+	}
+	return Trigger{}, false
+}
+
+// belowExit reports whether every signal is below its exit threshold, and
+// the signal closest to its threshold (relative to the threshold).
+func belowExit(sig Signals, lt LevelThresholds) (Trigger, bool) {
+	best, bestRatio := Trigger{}, -1.0
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{{SignalCPU, sig.CPUPercent}, {SignalMemory, sig.MemoryPercent}, {SignalErrorRate, sig.ErrorRate}} {
+		b := lt.bound(s.name)
+		if s.v >= b.Exit {
+			return Trigger{}, false
+		}
+		ratio := 0.0
+		if b.Exit > 0 {
+			ratio = s.v / b.Exit
+		}
+		if ratio > bestRatio {
+			bestRatio = ratio
+			best = Trigger{Signal: s.name, Value: s.v, Threshold: b.Exit, Kind: "exit", Level: lt.Level}
+		}
+	}
+	return best, true
+}

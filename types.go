@@ -1,0 +1,156 @@
+package brownout
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// GlobalScope is the override scope that matches every service.
+const GlobalScope = "*"
+
+// Override is an operator's decision that pins the effective level of one
+// service, or of every service (Service == GlobalScope).
+type Override struct {
+	ID        string     `json:"id"`
+	Service   string     `json:"service"`
+	Level     int        `json:"level"`
+	Reason    string     `json:"reason"`
+	Actor     string     `json:"actor"`
+	Emergency bool       `json:"emergency"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	ClearedAt *time.Time `json:"cleared_at,omitempty"`
+	ClearedBy string     `json:"cleared_by,omitempty"`
+}
+
+// Active reports whether the override counts at time now.
+func (o *Override) Active(now time.Time) bool {
+	if o.ClearedAt != nil {
+		return false
+	}
+	return o.ExpiresAt == nil || now.Before(*o.ExpiresAt)
+}
+
+// Matches reports whether the override's scope covers service.
+func (o *Override) Matches(service string) bool {
+	return o.Service == GlobalScope || o.Service == service
+}
+
+// Token scopes.
+const (
+	ScopeAdmin  = "admin"
+	ScopeViewer = "viewer"
+	ScopeSDK    = "sdk"
+)
+
+// Token is an API credential. The secret is never stored; Hash is its
+// SHA-256.
+type Token struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Scope     string     `json:"scope"`
+	Service   string     `json:"service,omitempty"`
+	Hash      []byte     `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// AuditEntry records one operator action.
+type AuditEntry struct {
+	ID     int64           `json:"-"`
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Action string          `json:"action"`
+	Target string          `json:"target"`
+	Before json.RawMessage `json:"before"`
+	After  json.RawMessage `json:"after"`
+}
+
+// Level change kinds.
+const (
+	// KindEffective records a change of the level subscribers receive.
+	KindEffective = "effective"
+	// KindComputed records a change of the computed level that an override
+	// hid from subscribers.
+	KindComputed = "computed"
+)
+
+// Level change causes.
+const (
+	CauseSignal   = "signal"
+	CauseOverride = "override"
+	CauseExpiry   = "expiry"
+)
+
+// LevelChange records one change of a service's level with what it was
+// decided on.
+type LevelChange struct {
+	ID        int64           `json:"-"`
+	Service   string          `json:"service"`
+	Kind      string          `json:"kind"`
+	FromLevel int             `json:"from_level"`
+	ToLevel   int             `json:"to_level"`
+	At        time.Time       `json:"at"`
+	Cause     string          `json:"cause"`
+	Version   uint64          `json:"version"`
+	Inputs    json.RawMessage `json:"inputs"`
+}
+
+// ServiceState is what the controller persists of a service so that a
+// restart resumes where it stopped: versions never go back.
+type ServiceState struct {
+	Name          string    `json:"name"`
+	Version       uint64    `json:"version"`
+	Level         int       `json:"level"`
+	ComputedLevel int       `json:"computed_level"`
+	OverrideID    string    `json:"override_id,omitempty"`
+	CalmSince     time.Time `json:"calm_since,omitzero"`
+	ChangedAt     time.Time `json:"changed_at"`
+	Cause         string    `json:"cause"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Sample is a service's aggregated signals at one evaluation tick.
+// Requests and Errors are what arrived since the previous tick.
+type Sample struct {
+	Service       string
+	At            time.Time
+	CPUPercent    float64
+	MemoryPercent float64
+	ErrorRate     float64
+	Requests      float64
+	Errors        float64
+	Instances     int
+}
+
+// SamplePoint is one step of a service's signal history: means over the
+// step, error rate weighted by requests, the most live instances seen.
+type SamplePoint struct {
+	At            time.Time `json:"at"`
+	CPUPercent    float64   `json:"cpu_percent"`
+	MemoryPercent float64   `json:"memory_percent"`
+	ErrorRate     float64   `json:"error_rate"`
+	Instances     int       `json:"instances"`
+}
+
+// Filter selects history: level changes, audit entries.
+type Filter struct {
+	Service string // empty: all
+	Actor   string // audit only; empty: all
+	From    time.Time
+	To      time.Time
+	// Limit is 1–1000.
+	Limit int
+	// Cursor is the opaque next_cursor of the previous page.
+	Cursor string
+}
+
+// Page is one page of a list, newest first.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// MaxLimit is the largest page.
+const MaxLimit = 1000
