@@ -1,0 +1,71 @@
+// Command controlplane runs the Brownout controller ("serve") and offers
+// operator subcommands that talk to a running controller over its API.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `controlplane — the Brownout graceful-degradation controller
+
+Usage:
+  controlplane serve [flags]                      run the controller
+  controlplane status [service]                   services, levels, convergence
+  controlplane emergency on --reason R [--ttl D]  force every service to level 3
+  controlplane emergency off                      end emergency mode
+  controlplane override set --service S --level L --reason R [--ttl D]
+  controlplane override clear ID
+  controlplane override list
+  controlplane history levels|samples|audit [flags]
+  controlplane token create --scope S [--service S] --name N
+  controlplane token list
+  controlplane token revoke ID
+
+Operator subcommands take --server (CONTROLPLANE_SERVER, default
+http://127.0.0.1:8080) and --token (CONTROLPLANE_TOKEN or BROWNOUT_TOKEN).
+Run "controlplane COMMAND -h" for a command's flags.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "controlplane:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		return cliCmd(args, stdout, stderr)
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/brownout-io/brownout/internal/app"
+	"github.com/brownout-io/brownout/internal/demo"
+)
+
+func serveCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	data := fs.String("data", "./data", "data directory (SQLite file and generated admin token)")
+	demoOn := fs.Bool("demo", false, "run simulated services so that a first run shows something alive")
+	rawRet := fs.Duration("raw-retention", 24*time.Hour, "keep raw samples this long")
+	rollRet := fs.Duration("rollup-retention", 30*24*time.Hour, "keep per-minute rollups this long")
+	window := fs.Duration("window", 30*time.Second, "sliding window of reports per instance")
+	stale := fs.Duration("stale-after", 30*time.Second, "an instance silent this long leaves the aggregate")
+	evalEvery := fs.Duration("eval-interval", time.Second, "how often levels are evaluated")
+	maxConns := fs.Int("max-conns-per-token", 10000, "most concurrent subscriptions one token may hold")
+	origins := fs.String("allowed-origins", "", "comma-separated extra hosts allowed to open websockets from a browser")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: controlplane serve [flags]\n\nRuns the controller. Every flag can also be set as CONTROLPLANE_<FLAG> (e.g. CONTROLPLANE_ADDR,\nCONTROLPLANE_RAW_RETENTION); CONTROLPLANE_ADMIN_TOKEN sets the admin token.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	cfg := app.Config{
+		DataDir: *data, AdminToken: os.Getenv("CONTROLPLANE_ADMIN_TOKEN"),
+		RawRetention: *rawRet, RollupRetention: *rollRet, Log: log,
+	}
+	cfg.Controller.Window, cfg.Controller.StaleAfter, cfg.Controller.EvalInterval = *window, *stale, *evalEvery
+	cfg.Server.MaxConnsPerToken = *maxConns
+	if *origins != "" {
+		cfg.Server.OriginPatterns = strings.Split(*origins, ",")
+	}
+	a, err := app.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = a.Close(context.Background())
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	a.Run(ctx)
+	if *demoOn {
+		go demo.Run(ctx, a.Controller, 2*time.Second, log)
+	}
+	url := "http://" + ln.Addr().String()
+	log.Info("controller listening", "addr", ln.Addr().String(), "url", url, "data", *data, "demo", *demoOn)
+	switch {
+	case a.AdminTokenPath != "" && a.AdminGenerated:
+		fmt.Fprintf(stdout, "Brownout controller on %s\nAdmin token generated and saved to %s (mode 0600):\n  export BROWNOUT_TOKEN=$(cat %s)\n", url, a.AdminTokenPath, a.AdminTokenPath)
+	case a.AdminTokenPath != "":
+		fmt.Fprintf(stdout, "Brownout controller on %s\nAdmin token in %s:\n  export BROWNOUT_TOKEN=$(cat %s)\n", url, a.AdminTokenPath, a.AdminTokenPath)
+	default:
+		fmt.Fprintf(stdout, "Brownout controller on %s (admin token from CONTROLPLANE_ADMIN_TOKEN)\n", url)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = a.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx) // stop accepting; hijacked websockets are ours to end
+	a.Shutdown(sctx)
+	if err := a.Close(sctx); err != nil {
+		log.Error("close", "err", err)
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// applyEnv sets each flag from CONTROLPLANE_<NAME> when that is set; a
+// flag on the command line still wins.
+func applyEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := "CONTROLPLANE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", key, e)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("log format %q: want text or json", format)
+	}
+}

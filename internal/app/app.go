@@ -1,0 +1,176 @@
+// Package app assembles a running controller from its parts: store,
+// authenticator, control loop, sample writer, retention, HTTP server. The
+// command line (cmd/controlplane) parses flags into a Config and calls it;
+// tests build the same thing in-process, so that what is tested is what
+// runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/brownout-io/brownout/internal/auth"
+	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/server"
+	"github.com/brownout-io/brownout/internal/storage"
+	"github.com/brownout-io/brownout/web"
+)
+
+// Config is everything the controller can be told at start.
+type Config struct {
+	// DataDir holds the SQLite file and the generated admin token.
+	DataDir string
+	// AdminToken is the bootstrap admin token; generated into DataDir when
+	// empty.
+	AdminToken string
+
+	Controller controller.Config
+	Server     server.Config
+
+	// RawRetention and RollupRetention keep raw samples and per-minute
+	// rollups (24 h, 30 days); RetentionEvery is how often they are
+	// enforced (1 min).
+	RawRetention    time.Duration
+	RollupRetention time.Duration
+	RetentionEvery  time.Duration
+	// SampleFlush is the sample writer's flush interval (1 s).
+	SampleFlush time.Duration
+
+	Log *slog.Logger
+}
+
+// DBFile is the SQLite file's name inside the data directory.
+const DBFile = "brownout.db"
+
+// App is a controller ready to serve. Run starts its loops; Close stops
+// everything and flushes what is buffered.
+type App struct {
+	cfg        Config
+	DB         *storage.DB
+	Controller *controller.Controller
+	Auth       *auth.Authenticator
+	Server     *server.Server
+	Metrics    *server.Metrics
+	Samples    *storage.SampleWriter
+	// AdminToken is the bootstrap admin token in force; AdminTokenPath is
+	// the file it was read from or written to ("" when from config).
+	AdminToken     string
+	AdminTokenPath string
+	AdminGenerated bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New opens the store, loads state and builds the handler. It starts
+// nothing; call Run.
+func New(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if strings.HasPrefix(cfg.DataDir, "postgres://") || strings.HasPrefix(cfg.DataDir, "postgresql://") {
+		return nil, errors.New("PostgreSQL storage is not available in this build; use a data directory for SQLite")
+	}
+	if cfg.RawRetention <= 0 {
+		cfg.RawRetention = 24 * time.Hour
+	}
+	if cfg.RollupRetention <= 0 {
+		cfg.RollupRetention = 30 * 24 * time.Hour
+	}
+	if cfg.RetentionEvery <= 0 {
+		cfg.RetentionEvery = time.Minute
+	}
+	if cfg.SampleFlush <= 0 {
+		cfg.SampleFlush = time.Second
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	a := &App{cfg: cfg}
+	if cfg.AdminToken != "" {
+		a.AdminToken = cfg.AdminToken
+	} else {
+		tok, path, created, err := auth.LoadOrCreateAdminToken(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		a.AdminToken, a.AdminTokenPath, a.AdminGenerated = tok, path, created
+	}
+	db, err := storage.Open(ctx, filepath.Join(cfg.DataDir, DBFile), cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a.DB = db
+	a.Samples = storage.NewSampleWriter(db, cfg.SampleFlush, 5000, cfg.Log)
+	a.Metrics = server.NewMetrics(func() float64 { return float64(a.Samples.Dropped()) })
+	db.SetObserver(a.Metrics.StoreWriteObserved)
+	now := cfg.Controller.Now
+	a.Controller = controller.New(cfg.Controller, db, a.Samples, cfg.Log, a.Metrics)
+	if err := a.Controller.Load(ctx); err != nil {
+		a.closeStore()
+		return nil, fmt.Errorf("load controller state: %w", err)
+	}
+	a.Auth, err = auth.New(ctx, db, a.AdminToken, now)
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	dash := web.New(web.Deps{Controller: a.Controller, Auth: a.Auth, History: db, Log: cfg.Log, Now: now})
+	a.Server = server.New(cfg.Server, a.Controller, a.Auth, db, a.Metrics, cfg.Log, dash)
+	return a, nil
+}
+
+// Handler is the root HTTP handler.
+func (a *App) Handler() http.Handler { return a.Server.Handler() }
+
+// Run starts the control loop and retention in the background.
+func (a *App) Run(ctx context.Context) {
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.Controller.Run(ctx) }()
+	go func() {
+		defer a.wg.Done()
+		storage.RunRetention(ctx, a.DB, a.cfg.RetentionEvery, a.cfg.RawRetention, a.cfg.RollupRetention, a.cfg.Log)
+	}()
+}
+
+// Shutdown ends every subscription with going-away and waits (bounded by
+// ctx) for the connections to finish. Call it after the HTTP server has
+// stopped accepting, before Close.
+func (a *App) Shutdown(ctx context.Context) {
+	a.Controller.CloseAll()
+	a.Server.WaitConnections(ctx)
+}
+
+// Close stops the loops, flushes the sample writer and closes the store.
+func (a *App) Close(ctx context.Context) error {
+	var err error
+	a.once.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.wg.Wait()
+		err = a.closeStore()
+	})
+	return err
+}
+
+func (a *App) closeStore() error {
+	var errs []error
+	if a.Samples != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, a.Samples.Close(ctx))
+		cancel()
+	}
+	errs = append(errs, a.DB.Close())
+	return errors.Join(errs...)
+}

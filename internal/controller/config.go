@@ -1,0 +1,347 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/featureflags"
+	"github.com/brownout-io/brownout/internal/levels"
+)
+
+// Limits on overrides.
+const (
+	MaxReasonLen   = 500
+	MaxOverrideTTL = 30 * 24 * time.Hour
+	MinOverrideTTL = time.Second
+)
+
+func audit(at time.Time, actor, action, target string, before, after any) brownout.AuditEntry {
+	b, _ := json.Marshal(before)
+	a, _ := json.Marshal(after)
+	return brownout.AuditEntry{At: at, Actor: actor, Action: action, Target: target, Before: b, After: a}
+}
+
+// GlobalThresholds returns the global default thresholds.
+func (c *Controller) GlobalThresholds() levels.Thresholds {
+	c.cfgMu.RLock()
+	defer c.cfgMu.RUnlock()
+	return c.global
+}
+
+// ServiceThresholds returns a service's own thresholds; ok is false when it
+// uses the global set (which is then returned).
+func (c *Controller) ServiceThresholds(service string) (levels.Thresholds, bool) {
+	c.cfgMu.RLock()
+	defer c.cfgMu.RUnlock()
+	if t, ok := c.svcThresholds[service]; ok {
+		return t, true
+	}
+	return c.global, false
+}
+
+// SetGlobalThresholds validates, stores (with audit) and applies t.
+func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Thresholds, actor string) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	before := c.global
+	if err := c.store.PutGlobalThresholds(ctx, t, audit(c.cfg.Now(), actor, "thresholds.update", "thresholds:*", before, t)); err != nil {
+		return fmt.Errorf("store thresholds: %w", err)
+	}
+	c.global = t
+	return nil
+}
+
+// SetServiceThresholds validates, stores and applies a service's own set.
+func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t levels.Thresholds, actor string) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	var before any
+	if old, ok := c.svcThresholds[service]; ok {
+		before = old
+	}
+	if err := c.store.PutServiceThresholds(ctx, service, t, audit(c.cfg.Now(), actor, "thresholds.update", "service:"+service, before, t)); err != nil {
+		return fmt.Errorf("store thresholds: %w", err)
+	}
+	c.svcThresholds[service] = t
+	return nil
+}
+
+// DeleteServiceThresholds returns a service to the global thresholds.
+// ENOTFOUND when it had none of its own.
+func (c *Controller) DeleteServiceThresholds(ctx context.Context, service, actor string) error {
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	old, ok := c.svcThresholds[service]
+	if !ok {
+		return brownout.Errorf(brownout.ENOTFOUND, "service %q has no thresholds of its own", service)
+	}
+	if _, err := c.store.DeleteServiceThresholds(ctx, service, audit(c.cfg.Now(), actor, "thresholds.delete", "service:"+service, old, nil)); err != nil {
+		return fmt.Errorf("delete thresholds: %w", err)
+	}
+	delete(c.svcThresholds, service)
+	return nil
+}
+
+// GlobalFlags returns the global default flag sets.
+func (c *Controller) GlobalFlags() featureflags.Set {
+	c.cfgMu.RLock()
+	defer c.cfgMu.RUnlock()
+	return c.globalFlags
+}
+
+// ServiceFlags returns a service's own flag set and whether it has one, and
+// the effective (merged) set.
+func (c *Controller) ServiceFlags(service string) (own featureflags.Set, ok bool, effective featureflags.Set) {
+	c.cfgMu.RLock()
+	own, ok = c.svcFlags[service]
+	global := c.globalFlags
+	c.cfgMu.RUnlock()
+	return own, ok, featureflags.Merge(global, own).AsSet()
+}
+
+// SetGlobalFlags validates, stores and applies the global flag sets, and
+// pushes the change to every service whose flags it changes.
+func (c *Controller) SetGlobalFlags(ctx context.Context, s featureflags.Set, actor string) error {
+	if err := s.Validate(true); err != nil {
+		return err
+	}
+	c.cfgMu.Lock()
+	before := c.globalFlags
+	err := c.store.PutGlobalFlags(ctx, s, audit(c.cfg.Now(), actor, "flags.update", "flags:*", before, s))
+	if err == nil {
+		c.globalFlags = s
+	}
+	c.cfgMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store flags: %w", err)
+	}
+	return c.reevaluateAll(ctx, triggerConfig, "")
+}
+
+// SetServiceFlags validates, stores and applies a service's own flag set.
+func (c *Controller) SetServiceFlags(ctx context.Context, service string, s featureflags.Set, actor string) error {
+	if err := s.Validate(false); err != nil {
+		return err
+	}
+	c.cfgMu.Lock()
+	var before any
+	if old, ok := c.svcFlags[service]; ok {
+		before = old
+	}
+	err := c.store.PutServiceFlags(ctx, service, s, audit(c.cfg.Now(), actor, "flags.update", "service:"+service, before, s))
+	if err == nil {
+		c.svcFlags[service] = s
+	}
+	c.cfgMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store flags: %w", err)
+	}
+	return c.reevaluateAll(ctx, triggerConfig, service)
+}
+
+// DeleteServiceFlags returns a service to the global flag sets.
+func (c *Controller) DeleteServiceFlags(ctx context.Context, service, actor string) error {
+	c.cfgMu.Lock()
+	old, ok := c.svcFlags[service]
+	if !ok {
+		c.cfgMu.Unlock()
+		return brownout.Errorf(brownout.ENOTFOUND, "service %q has no flag sets of its own", service)
+	}
+	_, err := c.store.DeleteServiceFlags(ctx, service, audit(c.cfg.Now(), actor, "flags.delete", "service:"+service, old, nil))
+	if err == nil {
+		delete(c.svcFlags, service)
+	}
+	c.cfgMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("delete flags: %w", err)
+	}
+	return c.reevaluateAll(ctx, triggerConfig, service)
+}
+
+// reevaluateAll evaluates the named service, or all when only is empty.
+func (c *Controller) reevaluateAll(ctx context.Context, trigger, only string) error {
+	now := c.cfg.Now()
+	var first error
+	for _, svc := range c.serviceList() {
+		if only != "" && only != brownout.GlobalScope && svc.name != only {
+			continue
+		}
+		if err := c.evaluate(ctx, svc, now, trigger); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// OverrideRequest is what an operator asks for.
+type OverrideRequest struct {
+	Service string `json:"service"`
+	Level   *int   `json:"level"`
+	Reason  string `json:"reason"`
+	TTL     string `json:"ttl,omitempty"`
+}
+
+// Validate checks the request and returns the TTL.
+func (r OverrideRequest) Validate() (time.Duration, error) {
+	if r.Service != brownout.GlobalScope {
+		if err := brownout.CheckName("service", r.Service); err != nil {
+			return 0, err
+		}
+	}
+	if r.Level == nil {
+		return 0, brownout.FieldErrorf(brownout.EINVALID, "level", "is required (0-3)")
+	}
+	if !levels.Level(*r.Level).Valid() {
+		return 0, brownout.FieldErrorf(brownout.EINVALID, "level", "must be 0 to 3")
+	}
+	if strings.TrimSpace(r.Reason) == "" {
+		return 0, brownout.FieldErrorf(brownout.EINVALID, "reason", "is required")
+	}
+	if len(r.Reason) > MaxReasonLen {
+		return 0, brownout.FieldErrorf(brownout.EINVALID, "reason", "must be at most %d bytes", MaxReasonLen)
+	}
+	if r.TTL == "" {
+		return 0, nil
+	}
+	ttl, err := time.ParseDuration(r.TTL)
+	if err != nil {
+		return 0, brownout.FieldErrorf(brownout.EINVALID, "ttl", "%q is not a duration such as \"15m\"", r.TTL)
+	}
+	if ttl < MinOverrideTTL || ttl > MaxOverrideTTL {
+		return 0, brownout.FieldErrorf(brownout.EINVALID, "ttl", "must be between %s and %s", MinOverrideTTL, MaxOverrideTTL)
+	}
+	return ttl, nil
+}
+
+// CreateOverride validates, stores (durably, with audit) and applies an
+// override, and pushes the result before returning.
+func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, actor string, emergency bool) (brownout.Override, error) {
+	ttl, err := req.Validate()
+	if err != nil {
+		return brownout.Override{}, err
+	}
+	now := c.cfg.Now().UTC()
+	o := brownout.Override{
+		ID: newID("ovr_"), Service: req.Service, Level: *req.Level, Reason: strings.TrimSpace(req.Reason),
+		Actor: actor, Emergency: emergency, CreatedAt: now,
+	}
+	if ttl > 0 {
+		exp := now.Add(ttl)
+		o.ExpiresAt = &exp
+	}
+	action := "override.create"
+	if emergency {
+		action = "emergency.start"
+	}
+	c.ovMu.Lock()
+	err = c.store.CreateOverride(ctx, o, audit(now, actor, action, overrideTarget(o), nil, o))
+	if err == nil {
+		c.overrides = append(c.overrides, o)
+		sortOverrides(c.overrides)
+	}
+	c.ovMu.Unlock()
+	if err != nil {
+		return brownout.Override{}, fmt.Errorf("store override: %w", err)
+	}
+	if err := c.reevaluateAll(ctx, triggerOverride, o.Service); err != nil {
+		c.log.Error("apply override", "id", o.ID, "err", err)
+	}
+	return o, nil
+}
+
+// ClearOverride ends an active override and pushes the result.
+func (c *Controller) ClearOverride(ctx context.Context, id, actor string) (brownout.Override, error) {
+	now := c.cfg.Now().UTC()
+	c.ovMu.Lock()
+	idx := -1
+	for i := range c.overrides {
+		if c.overrides[i].ID == id {
+			idx = i
+		}
+	}
+	var before brownout.Override
+	if idx >= 0 {
+		before = c.overrides[idx]
+	}
+	after := before
+	after.ClearedAt, after.ClearedBy = &now, actor
+	action := "override.clear"
+	if before.Emergency {
+		action = "emergency.end"
+	}
+	o, err := c.store.ClearOverride(ctx, id, actor, now, audit(now, actor, action, overrideTarget(before), before, after))
+	if err == nil && idx >= 0 {
+		c.overrides = append(c.overrides[:idx], c.overrides[idx+1:]...)
+	}
+	c.ovMu.Unlock()
+	if err != nil {
+		return brownout.Override{}, err
+	}
+	if err := c.reevaluateAll(ctx, triggerOverride, o.Service); err != nil {
+		c.log.Error("apply override clear", "id", o.ID, "err", err)
+	}
+	return o, nil
+}
+
+// Overrides returns the active overrides, newest first.
+func (c *Controller) Overrides() []brownout.Override {
+	now := c.cfg.Now()
+	c.ovMu.RLock()
+	defer c.ovMu.RUnlock()
+	out := make([]brownout.Override, 0, len(c.overrides))
+	for i := len(c.overrides) - 1; i >= 0; i-- {
+		if c.overrides[i].Active(now) {
+			out = append(out, c.overrides[i])
+		}
+	}
+	return out
+}
+
+// Emergency forces every service to level 3 with a global override.
+func (c *Controller) Emergency(ctx context.Context, reason, ttl, actor string) (brownout.Override, error) {
+	l := int(levels.Maintenance)
+	return c.CreateOverride(ctx, OverrideRequest{Service: brownout.GlobalScope, Level: &l, Reason: reason, TTL: ttl}, actor, true)
+}
+
+// EndEmergency clears every active emergency override; ENOTFOUND when none
+// is active.
+func (c *Controller) EndEmergency(ctx context.Context, actor string) ([]brownout.Override, error) {
+	var ids []string
+	for _, o := range c.Overrides() {
+		if o.Emergency {
+			ids = append(ids, o.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, brownout.Errorf(brownout.ENOTFOUND, "emergency mode is not active")
+	}
+	var out []brownout.Override
+	for _, id := range ids {
+		o, err := c.ClearOverride(ctx, id, actor)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// ActiveEmergency returns the newest active emergency override, if any.
+func (c *Controller) ActiveEmergency() *brownout.Override {
+	for _, o := range c.Overrides() {
+		if o.Emergency {
+			return &o
+		}
+	}
+	return nil
+}

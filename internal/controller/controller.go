@@ -1,0 +1,581 @@
+// Package controller runs the control loop: it ingests reports into each
+// service's window, evaluates levels on a tick, applies overrides, persists
+// every change with a strictly increasing version before anyone hears of
+// it, and fans each new snapshot out to the service's subscribers.
+//
+// Locking: Controller.mu guards the service map; service.mu guards a
+// service's window, instances, state and subscribers; service.commitMu
+// serialises state transitions (compute → persist → publish) so versions are
+// published in order. Publishing never blocks: each subscriber keeps only
+// the latest pending snapshot.
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/featureflags"
+	"github.com/brownout-io/brownout/internal/health"
+	"github.com/brownout-io/brownout/internal/levels"
+)
+
+// Config tunes the control loop. Zero values take the defaults.
+type Config struct {
+	// Window is the sliding window of reports per instance (30 s).
+	Window time.Duration
+	// StaleAfter is how long an instance may stay silent before it leaves
+	// the aggregate (30 s).
+	StaleAfter time.Duration
+	// EvalInterval is how often levels are evaluated and samples taken (1 s).
+	EvalInterval time.Duration
+	// ForgetAfter drops instances silent and disconnected for this long
+	// (10 min), so memory stays bounded as instances come and go.
+	ForgetAfter time.Duration
+	// MaxServices bounds the number of services (10,000).
+	MaxServices int
+	// MaxInstances bounds the instances of one service (10,000).
+	MaxInstances int
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Window <= 0 {
+		c.Window = health.DefaultWindow
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = health.DefaultStaleAfter
+	}
+	if c.EvalInterval <= 0 {
+		c.EvalInterval = time.Second
+	}
+	if c.ForgetAfter <= 0 {
+		c.ForgetAfter = 10 * time.Minute
+	}
+	if c.MaxServices <= 0 {
+		c.MaxServices = 10_000
+	}
+	if c.MaxInstances <= 0 {
+		c.MaxInstances = 10_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Observer receives the controller's events for metrics. Methods must not
+// block.
+type Observer interface {
+	LevelChanged(service string, level int)
+	Pushed(service string, subscribers int)
+	AckLatency(d time.Duration)
+	SubscribersChanged(delta int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) LevelChanged(string, int) {}
+func (nopObserver) Pushed(string, int)       {}
+func (nopObserver) AckLatency(time.Duration) {}
+func (nopObserver) SubscribersChanged(int)   {}
+
+// Controller is the control loop. Create it with New, Load it, then Run it.
+type Controller struct {
+	cfg     Config
+	store   Store
+	samples SampleSink
+	log     *slog.Logger
+	obs     Observer
+
+	mu       sync.RWMutex
+	services map[string]*service
+	createMu sync.Mutex
+
+	cfgMu         sync.RWMutex
+	global        levels.Thresholds
+	svcThresholds map[string]levels.Thresholds
+	globalFlags   featureflags.Set
+	svcFlags      map[string]featureflags.Set
+
+	ovMu      sync.RWMutex
+	overrides []brownout.Override // active, by created_at
+
+	tokMu   sync.Mutex
+	byToken map[string]map[*Subscriber]struct{}
+
+	watchMu  sync.Mutex
+	watchers map[chan struct{}]struct{}
+}
+
+// New returns a controller over store. samples may be nil (no history).
+func New(cfg Config, store Store, samples SampleSink, log *slog.Logger, obs Observer) *Controller {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return &Controller{
+		cfg: cfg, store: store, samples: samples, log: log, obs: obs,
+		services:      map[string]*service{},
+		global:        levels.Default(),
+		svcThresholds: map[string]levels.Thresholds{},
+		globalFlags:   featureflags.Default(),
+		svcFlags:      map[string]featureflags.Set{},
+		byToken:       map[string]map[*Subscriber]struct{}{},
+		watchers:      map[chan struct{}]struct{}{},
+	}
+}
+
+// Load reads configuration, services and active overrides from the store.
+// Call it once before Run and before serving requests.
+func (c *Controller) Load(ctx context.Context) error {
+	if t, ok, err := c.store.GlobalThresholds(ctx); err != nil {
+		return fmt.Errorf("load thresholds: %w", err)
+	} else if ok {
+		c.global = t
+	}
+	st, err := c.store.AllServiceThresholds(ctx)
+	if err != nil {
+		return fmt.Errorf("load service thresholds: %w", err)
+	}
+	c.svcThresholds = st
+	if f, ok, err := c.store.GlobalFlags(ctx); err != nil {
+		return fmt.Errorf("load flags: %w", err)
+	} else if ok {
+		c.globalFlags = f
+	}
+	sf, err := c.store.AllServiceFlags(ctx)
+	if err != nil {
+		return fmt.Errorf("load service flags: %w", err)
+	}
+	c.svcFlags = sf
+	now := c.cfg.Now()
+	ovs, err := c.store.ActiveOverrides(ctx, now)
+	if err != nil {
+		return fmt.Errorf("load overrides: %w", err)
+	}
+	sortOverrides(ovs)
+	c.overrides = ovs
+	states, err := c.store.LoadServices(ctx)
+	if err != nil {
+		return fmt.Errorf("load services: %w", err)
+	}
+	for _, s := range states {
+		svc := c.newService(s.Name)
+		svc.state = s
+		svc.engine = levels.State{Level: levels.Level(s.ComputedLevel)}
+		svc.flags = c.effectiveFlags(s.Name).For(s.Level)
+		if ov := c.activeOverride(s.Name, now); ov != nil && ov.ID == s.OverrideID {
+			o := *ov
+			svc.override = &o
+		}
+		svc.snapshot = svc.encodeState()
+		c.services[s.Name] = svc
+		c.obs.LevelChanged(s.Name, s.Level)
+	}
+	c.log.Info("controller loaded", "services", len(states), "overrides", len(ovs))
+	// Whatever changed while we were down (an override expired, config
+	// edited) is applied with a new version at once.
+	for _, svc := range c.serviceList() {
+		if err := c.evaluate(ctx, svc, now, triggerLoad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run evaluates every service each EvalInterval until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
+	t := time.NewTicker(c.cfg.EvalInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.Tick(ctx)
+		}
+	}
+}
+
+// Tick runs one evaluation round at the clock's now: expires overrides,
+// evaluates every service, takes samples and forgets long-gone instances.
+func (c *Controller) Tick(ctx context.Context) {
+	now := c.cfg.Now()
+	expired := c.expireOverrides(now)
+	for _, o := range expired {
+		before, _ := json.Marshal(o)
+		if err := c.store.AppendAudit(ctx, brownout.AuditEntry{
+			At: now, Actor: "system", Action: "override.expire", Target: overrideTarget(o), Before: before, After: json.RawMessage("null"),
+		}); err != nil {
+			c.log.Error("audit override expiry", "err", err)
+		}
+	}
+	for _, svc := range c.serviceList() {
+		trig := triggerTick
+		if len(expired) > 0 {
+			for _, o := range expired {
+				if o.Matches(svc.name) {
+					trig = triggerExpiry
+					break
+				}
+			}
+		}
+		if err := c.evaluate(ctx, svc, now, trig); err != nil {
+			c.log.Error("evaluate", "service", svc.name, "err", err)
+		}
+		svc.mu.Lock()
+		if c.samples != nil && svc.live > 0 {
+			req, errs := svc.window.TakeTotals()
+			c.samples.Enqueue(brownout.Sample{
+				Service: svc.name, At: now, CPUPercent: svc.signals.CPUPercent, MemoryPercent: svc.signals.MemoryPercent,
+				ErrorRate: svc.signals.ErrorRate, Requests: req, Errors: errs, Instances: svc.live,
+			})
+		}
+		cutoff := now.Add(-c.cfg.ForgetAfter)
+		for _, name := range svc.window.Forget(cutoff) {
+			if in := svc.instances[name]; in != nil && in.conns == 0 {
+				delete(svc.instances, name)
+			}
+		}
+		for name, in := range svc.instances {
+			if in.conns == 0 && in.lastSeen.Before(cutoff) {
+				if _, ok := svc.window.LastSeen(name); !ok {
+					delete(svc.instances, name)
+				}
+			}
+		}
+		svc.mu.Unlock()
+	}
+	c.notifyWatchers()
+}
+
+// Ingest adds a validated report to its service's window, creating the
+// service on its first report.
+func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
+	svc, err := c.service(ctx, r.Service, true)
+	if err != nil {
+		return err
+	}
+	now := c.cfg.Now()
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	in := svc.instances[r.Instance]
+	if in == nil {
+		if len(svc.instances) >= c.cfg.MaxInstances {
+			return brownout.Errorf(brownout.EINVALID, "service %q already has %d instances, the most allowed", r.Service, c.cfg.MaxInstances)
+		}
+		in = &instance{}
+		svc.instances[r.Instance] = in
+	}
+	in.lastSeen = now
+	svc.window.Add(r, now)
+	return nil
+}
+
+// Triggers of an evaluation.
+const (
+	triggerTick     = "tick"
+	triggerLoad     = "load"
+	triggerOverride = "override"
+	triggerExpiry   = "expiry"
+	triggerConfig   = "config"
+	triggerCreate   = "create"
+)
+
+// evaluate computes a service's next state and, when anything a subscriber
+// sees has changed, persists it under a new version and publishes it.
+func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, trigger string) error {
+	svc.commitMu.Lock()
+	defer svc.commitMu.Unlock()
+
+	th := c.thresholdsFor(svc.name)
+	eff := c.effectiveFlags(svc.name)
+	ov := c.activeOverride(svc.name, now)
+
+	svc.mu.Lock()
+	sig, live := svc.window.Signals(now)
+	svc.signals, svc.live = sig, live
+	prevEngine := svc.engine
+	eng, dec := levels.Evaluate(svc.engine, sig, live > 0, th, now)
+	svc.engine = eng
+	old := svc.state
+	level := int(eng.Level)
+	ovID := ""
+	if ov != nil {
+		level = ov.Level
+		ovID = ov.ID
+	}
+	flags := eff.For(level)
+	changed := level != old.Level || int(eng.Level) != old.ComputedLevel || ovID != old.OverrideID || !maps.Equal(flags, svc.flags)
+	if !changed {
+		svc.mu.Unlock()
+		return nil
+	}
+	next := old
+	next.Version = old.Version + 1
+	next.Level = level
+	next.ComputedLevel = int(eng.Level)
+	next.OverrideID = ovID
+	next.CalmSince = eng.CalmSince
+	next.ChangedAt = now
+	var changes []brownout.LevelChange
+	var cause, detail string
+	switch {
+	case ovID != old.OverrideID:
+		cause = brownout.CauseOverride
+		if trigger == triggerExpiry && ov == nil {
+			cause = brownout.CauseExpiry
+		}
+		if ov != nil {
+			detail = fmt.Sprintf("override %s by %s: %s", ov.ID, ov.Actor, ov.Reason)
+		} else if cause == brownout.CauseExpiry {
+			detail = "override expired; computed level applies"
+		} else {
+			detail = "override cleared; computed level applies"
+		}
+	case dec != nil:
+		cause = brownout.CauseSignal
+		detail = describe(dec)
+	case level != old.Level || int(eng.Level) != old.ComputedLevel:
+		cause = brownout.CauseSignal
+	default:
+		cause = "config"
+		detail = "flag set changed"
+	}
+	if trigger == triggerCreate {
+		cause, detail = "initial", "service created"
+	}
+	next.Cause = cause
+	if level != old.Level && trigger != triggerCreate {
+		inputs := map[string]any{"signals": sig, "instances": live, "computed_level": eng.Level}
+		if dec != nil {
+			inputs["decision"] = dec
+		} else {
+			inputs["thresholds"] = th
+		}
+		if ov != nil {
+			inputs["override"] = ov
+		}
+		if cause != brownout.CauseSignal {
+			inputs["previous_override_id"] = old.OverrideID
+		}
+		raw, _ := json.Marshal(inputs)
+		changes = append(changes, brownout.LevelChange{
+			Service: svc.name, Kind: brownout.KindEffective, FromLevel: old.Level, ToLevel: level,
+			At: now, Cause: cause, Version: next.Version, Inputs: raw,
+		})
+	}
+	if dec != nil && (level == old.Level || cause != brownout.CauseSignal) {
+		// The computed level moved but an override hides it.
+		raw, _ := json.Marshal(map[string]any{"decision": dec, "instances": live, "override_id": ovID})
+		changes = append(changes, brownout.LevelChange{
+			Service: svc.name, Kind: brownout.KindComputed, FromLevel: int(dec.From), ToLevel: int(dec.To),
+			At: now, Cause: brownout.CauseSignal, Version: next.Version, Inputs: raw,
+		})
+	}
+	svc.mu.Unlock()
+
+	if err := c.store.SaveServiceState(ctx, next, changes); err != nil {
+		svc.mu.Lock()
+		svc.engine = prevEngine
+		svc.mu.Unlock()
+		return fmt.Errorf("save state of %s: %w", svc.name, err)
+	}
+
+	svc.mu.Lock()
+	svc.state = next
+	svc.flags = flags
+	svc.detail = detail
+	if ov != nil {
+		o := *ov
+		svc.override = &o
+	} else {
+		svc.override = nil
+	}
+	svc.snapshot = svc.encodeState()
+	n := svc.publishLocked(now)
+	svc.mu.Unlock()
+
+	c.obs.Pushed(svc.name, n)
+	if level != old.Level || trigger == triggerCreate {
+		c.obs.LevelChanged(svc.name, level)
+	}
+	if level != old.Level && trigger != triggerCreate {
+		c.log.Info("level changed", "service", svc.name, "from", levels.Level(old.Level).String(), "to", levels.Level(level).String(),
+			"version", next.Version, "cause", cause, "detail", detail)
+	}
+	c.notifyWatchers()
+	return nil
+}
+
+func describe(d *levels.Decision) string {
+	t := d.Trigger
+	if t.Kind == "enter" {
+		return fmt.Sprintf("%s %.4g ≥ %.4g (enter %s)", t.Signal, t.Value, t.Threshold, t.Level)
+	}
+	return fmt.Sprintf("all signals below %s exit for %s (closest: %s %.4g < %.4g)", t.Level, time.Duration(d.CalmFor).Round(time.Second), t.Signal, t.Value, t.Threshold)
+}
+
+// service returns the named service, creating (and persisting) it when
+// create is set. Names must already be valid.
+func (c *Controller) service(ctx context.Context, name string, create bool) (*service, error) {
+	c.mu.RLock()
+	svc := c.services[name]
+	c.mu.RUnlock()
+	if svc != nil || !create {
+		if svc == nil {
+			return nil, brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
+		}
+		return svc, nil
+	}
+	c.createMu.Lock()
+	defer c.createMu.Unlock()
+	c.mu.RLock()
+	svc = c.services[name]
+	n := len(c.services)
+	c.mu.RUnlock()
+	if svc != nil {
+		return svc, nil
+	}
+	if n >= c.cfg.MaxServices {
+		return nil, brownout.Errorf(brownout.EINVALID, "the controller already has %d services, the most allowed", c.cfg.MaxServices)
+	}
+	now := c.cfg.Now()
+	svc = c.newService(name)
+	svc.state = brownout.ServiceState{Name: name, CreatedAt: now, Level: -1, ComputedLevel: 0}
+	if err := c.evaluate(ctx, svc, now, triggerCreate); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.services[name] = svc
+	c.mu.Unlock()
+	c.log.Info("service created", "service", name)
+	return svc, nil
+}
+
+func (c *Controller) newService(name string) *service {
+	return &service{
+		name:      name,
+		window:    health.NewWindow(c.cfg.Window, c.cfg.StaleAfter),
+		instances: map[string]*instance{},
+		subs:      map[*Subscriber]struct{}{},
+	}
+}
+
+func (c *Controller) serviceList() []*service {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*service, 0, len(c.services))
+	for _, s := range c.services {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func (c *Controller) thresholdsFor(service string) levels.Thresholds {
+	c.cfgMu.RLock()
+	defer c.cfgMu.RUnlock()
+	if t, ok := c.svcThresholds[service]; ok {
+		return t
+	}
+	return c.global
+}
+
+func (c *Controller) effectiveFlags(service string) featureflags.Effective {
+	c.cfgMu.RLock()
+	defer c.cfgMu.RUnlock()
+	return featureflags.Merge(c.globalFlags, c.svcFlags[service])
+}
+
+func (c *Controller) activeOverride(service string, now time.Time) *brownout.Override {
+	c.ovMu.RLock()
+	defer c.ovMu.RUnlock()
+	for i := len(c.overrides) - 1; i >= 0; i-- {
+		o := &c.overrides[i]
+		if o.Active(now) && o.Matches(service) {
+			cp := *o
+			return &cp
+		}
+	}
+	return nil
+}
+
+func (c *Controller) expireOverrides(now time.Time) []brownout.Override {
+	c.ovMu.Lock()
+	defer c.ovMu.Unlock()
+	var expired []brownout.Override
+	kept := c.overrides[:0]
+	for _, o := range c.overrides {
+		if o.Active(now) {
+			kept = append(kept, o)
+		} else {
+			expired = append(expired, o)
+		}
+	}
+	c.overrides = kept
+	return expired
+}
+
+func sortOverrides(ovs []brownout.Override) {
+	sort.SliceStable(ovs, func(i, j int) bool {
+		if !ovs[i].CreatedAt.Equal(ovs[j].CreatedAt) {
+			return ovs[i].CreatedAt.Before(ovs[j].CreatedAt)
+		}
+		return ovs[i].ID < ovs[j].ID
+	})
+}
+
+func overrideTarget(o brownout.Override) string {
+	return "override:" + o.ID + " service:" + o.Service
+}
+
+// newID returns a random identifier with a prefix, e.g. "ovr_3f9a…".
+func newID(prefix string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// Watch returns a channel that receives (coalesced) whenever any service's
+// state or signals change, and a function that stops the watch.
+func (c *Controller) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	c.watchMu.Lock()
+	c.watchers[ch] = struct{}{}
+	c.watchMu.Unlock()
+	return ch, func() {
+		c.watchMu.Lock()
+		delete(c.watchers, ch)
+		c.watchMu.Unlock()
+	}
+}
+
+func (c *Controller) notifyWatchers() {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	for ch := range c.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ErrClosed is returned by operations on a controller that is shutting down.
+var ErrClosed = errors.New("controller closed")

@@ -1,0 +1,42 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/featureflags"
+	"github.com/brownout-io/brownout/internal/levels"
+)
+
+// Store is what the controller needs from durable storage. Every method
+// that takes an AuditEntry writes it in the same transaction as the change.
+type Store interface {
+	GlobalThresholds(ctx context.Context) (levels.Thresholds, bool, error)
+	PutGlobalThresholds(ctx context.Context, t levels.Thresholds, a brownout.AuditEntry) error
+	AllServiceThresholds(ctx context.Context) (map[string]levels.Thresholds, error)
+	PutServiceThresholds(ctx context.Context, service string, t levels.Thresholds, a brownout.AuditEntry) error
+	DeleteServiceThresholds(ctx context.Context, service string, a brownout.AuditEntry) (bool, error)
+
+	GlobalFlags(ctx context.Context) (featureflags.Set, bool, error)
+	PutGlobalFlags(ctx context.Context, s featureflags.Set, a brownout.AuditEntry) error
+	AllServiceFlags(ctx context.Context) (map[string]featureflags.Set, error)
+	PutServiceFlags(ctx context.Context, service string, s featureflags.Set, a brownout.AuditEntry) error
+	DeleteServiceFlags(ctx context.Context, service string, a brownout.AuditEntry) (bool, error)
+
+	LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
+	// SaveServiceState must refuse a version that is not above the stored
+	// one, so that versions never go back.
+	SaveServiceState(ctx context.Context, st brownout.ServiceState, changes []brownout.LevelChange) error
+
+	CreateOverride(ctx context.Context, o brownout.Override, a brownout.AuditEntry) error
+	ClearOverride(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry) (brownout.Override, error)
+	ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error)
+
+	AppendAudit(ctx context.Context, a brownout.AuditEntry) error
+}
+
+// SampleSink takes one sample per service per tick without blocking.
+type SampleSink interface {
+	Enqueue(s brownout.Sample) bool
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the controller's Prometheus metrics, on a registry of their
+// own (no global state). It also implements controller.Observer.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ReportsIngested *prometheus.CounterVec
+	ReportsRejected *prometheus.CounterVec
+	Subscribers     prometheus.Gauge
+	Pushes          prometheus.Counter
+	PushFrames      prometheus.Counter
+	AckLatencyHist  prometheus.Histogram
+	ServiceLevel    *prometheus.GaugeVec
+	StoreWrite      *prometheus.HistogramVec
+	SamplesDropped  prometheus.CounterFunc
+	AuthFailures    prometheus.Counter
+	Panics          prometheus.Counter
+	HTTPRequests    *prometheus.CounterVec
+	HTTPDuration    *prometheus.HistogramVec
+	WSCloses        *prometheus.CounterVec
+}
+
+// NewMetrics registers every metric on a new registry, with Go runtime and
+// process collectors. dropped, when non-nil, reports samples dropped by the
+// writer.
+func NewMetrics(dropped func() float64) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: reg,
+		ReportsIngested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "brownout_reports_ingested_total", Help: "Reports accepted, by transport (http, ws).",
+		}, []string{"transport"}),
+		ReportsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "brownout_reports_rejected_total", Help: "Reports refused, by transport and error code.",
+		}, []string{"transport", "code"}),
+		Subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "brownout_subscribers", Help: "Connected websocket subscribers.",
+		}),
+		Pushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "brownout_pushes_total", Help: "State changes published to subscribers (one per new version).",
+		}),
+		PushFrames: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "brownout_push_frames_total", Help: "State frames offered to subscribers (latest wins, so some are superseded).",
+		}),
+		AckLatencyHist: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "brownout_ack_latency_seconds", Help: "Time from a state change to a subscriber's ack of it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		ServiceLevel: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "brownout_service_level", Help: "Effective degradation level per service (0 FULL … 3 MAINTENANCE).",
+		}, []string{"service"}),
+		StoreWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "brownout_store_write_seconds", Help: "Duration of store write transactions, by operation.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+		}, []string{"op"}),
+		AuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "brownout_auth_failures_total", Help: "Requests refused for a missing, bad or revoked token.",
+		}),
+		Panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "brownout_handler_panics_total", Help: "Handler panics recovered (should stay 0).",
+		}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "brownout_http_requests_total", Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "brownout_http_request_seconds", Help: "HTTP request duration by method and route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+		WSCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "brownout_ws_closes_total", Help: "Subscriber connections ended, by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.ReportsIngested, m.ReportsRejected, m.Subscribers, m.Pushes, m.PushFrames, m.AckLatencyHist,
+		m.ServiceLevel, m.StoreWrite, m.AuthFailures, m.Panics, m.HTTPRequests, m.HTTPDuration, m.WSCloses)
+	if dropped != nil {
+		m.SamplesDropped = prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "brownout_samples_dropped_total", Help: "Samples the writer dropped because its buffer was full.",
+		}, dropped)
+		reg.MustRegister(m.SamplesDropped)
+	}
+	return m
+}
+
+// LevelChanged implements controller.Observer.
+func (m *Metrics) LevelChanged(service string, level int) {
+	m.ServiceLevel.WithLabelValues(service).Set(float64(level))
+}
+
+// Pushed implements controller.Observer.
+func (m *Metrics) Pushed(_ string, subscribers int) {
+	m.Pushes.Inc()
+	m.PushFrames.Add(float64(subscribers))
+}
+
+// AckLatency implements controller.Observer.
+func (m *Metrics) AckLatency(d time.Duration) { m.AckLatencyHist.Observe(d.Seconds()) }
+
+// SubscribersChanged implements controller.Observer.
+func (m *Metrics) SubscribersChanged(delta int) { m.Subscribers.Add(float64(delta)) }
+
+// StoreWriteObserved records a store write's duration.
+func (m *Metrics) StoreWriteObserved(op string, d time.Duration) {
+	m.StoreWrite.WithLabelValues(op).Observe(d.Seconds())
+}

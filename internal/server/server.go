@@ -1,0 +1,206 @@
+// Package server is the controller's HTTP face: the JSON API under
+// /api/v1, the subscriber websocket, health probes, Prometheus metrics and
+// the OpenAPI document. Handlers translate between HTTP and the controller;
+// they hold no state of their own.
+package server
+
+import (
+	"context"
+	"embed"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/auth"
+	"github.com/brownout-io/brownout/internal/controller"
+)
+
+// HistoryStore is what the history endpoints read.
+type HistoryStore interface {
+	ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.AuditEntry], error)
+	ListLevelChanges(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.LevelChange], error)
+	QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error)
+	Ping(ctx context.Context) error
+}
+
+// Config tunes the server. Zero values take the defaults.
+type Config struct {
+	// MaxBody bounds request bodies (1 MiB).
+	MaxBody int64
+	// MaxFrame bounds websocket frames from clients (64 KiB).
+	MaxFrame int64
+	// WriteTimeout bounds one websocket write (10 s).
+	WriteTimeout time.Duration
+	// PingInterval is how often the server pings subscribers (15 s).
+	PingInterval time.Duration
+	// MaxConnsPerToken bounds concurrent subscriptions per token (10,000).
+	MaxConnsPerToken int
+	// AuthFailBurst and AuthFailEvery throttle failed authentication per
+	// client address (20 failures, then one per second).
+	AuthFailBurst int
+	AuthFailEvery time.Duration
+	// OriginPatterns are extra hosts allowed to open websockets from a
+	// browser (the request's own host always is).
+	OriginPatterns []string
+	// Now is the clock.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBody <= 0 {
+		c.MaxBody = 1 << 20
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = 64 << 10
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 15 * time.Second
+	}
+	if c.MaxConnsPerToken <= 0 {
+		c.MaxConnsPerToken = 10_000
+	}
+	if c.AuthFailBurst <= 0 {
+		c.AuthFailBurst = 20
+	}
+	if c.AuthFailEvery <= 0 {
+		c.AuthFailEvery = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server serves the API. Create it with New; mount Handler.
+type Server struct {
+	cfg      Config
+	ctl      *controller.Controller
+	auth     *auth.Authenticator
+	history  HistoryStore
+	log      *slog.Logger
+	metrics  *Metrics
+	throttle *auth.Throttle
+	router   chi.Router
+
+	conns sync.WaitGroup
+}
+
+// New builds the server and its routes. extra, when non-nil, is mounted at
+// "/" for everything the API does not claim (the dashboard).
+func New(cfg Config, ctl *controller.Controller, a *auth.Authenticator, history HistoryStore, metrics *Metrics, log *slog.Logger, extra http.Handler) *Server {
+	cfg.setDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg: cfg, ctl: ctl, auth: a, history: history, log: log, metrics: metrics,
+		throttle: auth.NewThrottle(cfg.AuthFailBurst, cfg.AuthFailEvery, cfg.Now),
+	}
+	s.router = s.routes(extra)
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Router exposes the chi router, for route listings.
+func (s *Server) Router() chi.Router { return s.router }
+
+// WaitConnections waits until every websocket handler has returned or ctx
+// ends.
+func (s *Server) WaitConnections(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+//go:embed openapi.yaml
+var openapiFS embed.FS
+
+// OpenAPI returns the embedded OpenAPI document.
+func OpenAPI() []byte {
+	b, _ := openapiFS.ReadFile("openapi.yaml")
+	return b
+}
+
+func (s *Server) routes(extra http.Handler) chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.instrument)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	r.Get("/api/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(OpenAPI())
+	})
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.limitBody, s.authenticate)
+		r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, brownout.Errorf(brownout.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		})
+		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, &brownout.Error{Code: "method_not_allowed", Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		})
+		r.Post("/reports", s.postReports)
+		r.Get("/subscribe", s.subscribe)
+
+		r.With(s.require(canRead)).Get("/services", s.listServices)
+		r.Get("/services/{service}", s.getService)
+
+		r.With(s.require(canRead)).Get("/thresholds", s.getThresholds)
+		r.With(s.require(isAdmin)).Put("/thresholds", s.putThresholds)
+		r.With(s.require(canRead)).Get("/services/{service}/thresholds", s.getServiceThresholds)
+		r.With(s.require(isAdmin)).Put("/services/{service}/thresholds", s.putServiceThresholds)
+		r.With(s.require(isAdmin)).Delete("/services/{service}/thresholds", s.deleteServiceThresholds)
+
+		r.With(s.require(canRead)).Get("/flags", s.getFlags)
+		r.With(s.require(isAdmin)).Put("/flags", s.putFlags)
+		r.With(s.require(canRead)).Get("/services/{service}/flags", s.getServiceFlags)
+		r.With(s.require(isAdmin)).Put("/services/{service}/flags", s.putServiceFlags)
+		r.With(s.require(isAdmin)).Delete("/services/{service}/flags", s.deleteServiceFlags)
+
+		r.With(s.require(isAdmin)).Post("/overrides", s.postOverride)
+		r.With(s.require(canRead)).Get("/overrides", s.listOverrides)
+		r.With(s.require(isAdmin)).Delete("/overrides/{id}", s.deleteOverride)
+		r.With(s.require(canRead)).Get("/emergency", s.getEmergency)
+		r.With(s.require(isAdmin)).Post("/emergency", s.postEmergency)
+		r.With(s.require(isAdmin)).Delete("/emergency", s.deleteEmergency)
+
+		r.With(s.require(isAdmin)).Post("/tokens", s.postToken)
+		r.With(s.require(isAdmin)).Get("/tokens", s.listTokens)
+		r.With(s.require(isAdmin)).Delete("/tokens/{id}", s.deleteToken)
+
+		r.With(s.require(canRead)).Get("/history/levels", s.historyLevels)
+		r.With(s.require(canRead)).Get("/history/samples", s.historySamples)
+		r.With(s.require(canRead)).Get("/audit", s.listAudit)
+	})
+	if extra != nil {
+		r.Handle("/*", extra)
+	}
+	return r
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.history.Ping(ctx); err != nil {
+		s.log.Warn("readiness: store unreachable", "err", err)
+		writeError(w, r, brownout.Errorf(brownout.EUNAVAILABLE, "store unreachable"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}

@@ -1,0 +1,254 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"nhooyr.io/websocket"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/auth"
+	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/health"
+)
+
+// Subprotocol is the websocket subprotocol of the push protocol.
+const Subprotocol = "brownout.v1"
+
+// maxBadFrames is how many refused frames in a row end a connection.
+const maxBadFrames = 20
+
+// clientFrame is anything a subscriber may send: an ack or a report.
+type clientFrame struct {
+	Type    string `json:"type"`
+	Version uint64 `json:"version,omitempty"`
+	health.Report
+}
+
+// subscribe upgrades to the push protocol: the current state at once, then
+// a full snapshot on every change (latest wins), acks and reports from the
+// client on the same connection.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
+	p := principalFrom(r)
+	q := r.URL.Query()
+	if err := onlyParams(q, "service", "instance", "version"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	service, instance := q.Get("service"), q.Get("instance")
+	if err := brownout.CheckName("service", service); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := brownout.CheckName("instance", instance); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var known uint64
+	if v := q.Get("version"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, r, brownout.FieldErrorf(brownout.EBADREQUEST, "version", "must be a non-negative whole number"))
+			return
+		}
+		known = n
+	}
+	if !p.CanActFor(service) {
+		writeError(w, r, brownout.Errorf(brownout.EFORBIDDEN, "this token may not subscribe to service %q", service))
+		return
+	}
+	if n := s.ctl.ConnectionsForToken(p.TokenID); n >= s.cfg.MaxConnsPerToken {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, r, brownout.Errorf(brownout.ETHROTTLED, "this token already has %d connections, the most allowed", n))
+		return
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:    []string{Subprotocol},
+		OriginPatterns:  s.cfg.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		// Accept has answered the client (bad handshake, forbidden origin).
+		return
+	}
+	s.conns.Add(1)
+	defer s.conns.Done()
+	c.SetReadLimit(s.cfg.MaxFrame)
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	sub, err := s.ctl.Subscribe(ctx, service, instance, p.TokenID, known)
+	if err != nil {
+		_ = c.Close(websocket.StatusPolicyViolation, truncateReason(brownout.ErrorMessage(err)))
+		return
+	}
+	defer s.ctl.Unsubscribe(sub)
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop(ctx, cancel, c, sub)
+	}()
+	reason := s.readLoop(ctx, c, sub, p)
+	cancel()
+	<-writerDone
+	s.metrics.WSCloses.WithLabelValues(reason).Inc()
+}
+
+// writeLoop sends the latest pending message whenever one is ready, pings
+// on a timer, and closes the connection when the controller ends the
+// subscription. A write that does not finish within WriteTimeout drops the
+// peer: it is never waited for longer.
+func (s *Server) writeLoop(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *controller.Subscriber) {
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.CloseNow()
+			return
+		case <-sub.Done():
+			_ = c.Close(websocket.StatusCode(sub.CloseCode()), sub.CloseReason())
+			cancel()
+			return
+		case <-sub.Ready():
+			m := sub.Take()
+			if m == nil {
+				continue
+			}
+			wctx, wcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			err := c.Write(wctx, websocket.MessageText, m.Data)
+			wcancel()
+			if err != nil {
+				c.CloseNow()
+				cancel()
+				return
+			}
+		case <-ping.C:
+			pctx, pcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			err := c.Ping(pctx)
+			pcancel()
+			if err != nil {
+				c.CloseNow()
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// readLoop handles acks and reports until the connection ends, and returns
+// why it ended (for metrics).
+func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *controller.Subscriber, p auth.Principal) string {
+	bad := 0
+	for {
+		typ, data, err := c.Read(ctx)
+		if err != nil {
+			switch {
+			case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+				return "too_big"
+			case websocket.CloseStatus(err) != -1:
+				return "client_closed"
+			case errors.Is(err, context.Canceled):
+				return "ended"
+			default:
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					return "client_closed"
+				}
+				if isTooBig(err) {
+					return "too_big"
+				}
+				return "read_error"
+			}
+		}
+		if ferr := s.handleFrame(ctx, sub, p, typ, data); ferr != nil {
+			bad++
+			s.sendError(ctx, c, ferr)
+			if bad >= maxBadFrames {
+				_ = c.Close(websocket.StatusPolicyViolation, "too many invalid frames")
+				return "bad_frames"
+			}
+			continue
+		}
+		bad = 0
+	}
+}
+
+func isTooBig(err error) bool {
+	return err != nil && websocket.CloseStatus(err) == websocket.StatusMessageTooBig
+}
+
+func (s *Server) handleFrame(ctx context.Context, sub *controller.Subscriber, p auth.Principal, typ websocket.MessageType, data []byte) error {
+	if typ != websocket.MessageText {
+		return brownout.Errorf(brownout.EBADREQUEST, "binary frames are not supported; send JSON text frames")
+	}
+	var f clientFrame
+	if err := brownout.DecodeJSON(data, &f); err != nil {
+		return err
+	}
+	switch f.Type {
+	case "ack":
+		s.ctl.Ack(sub, f.Version)
+		return nil
+	case "report":
+		rep := f.Report
+		if rep.Service == "" {
+			rep.Service = sub.Service
+		}
+		if rep.Instance == "" {
+			rep.Instance = sub.Instance
+		}
+		if rep.Service != sub.Service || rep.Instance != sub.Instance {
+			err := brownout.Errorf(brownout.EFORBIDDEN, "a connection reports only for its own service and instance (%s/%s)", sub.Service, sub.Instance)
+			s.metrics.ReportsRejected.WithLabelValues("ws", brownout.EFORBIDDEN).Inc()
+			return err
+		}
+		if err := rep.Validate(s.cfg.Now()); err != nil {
+			s.metrics.ReportsRejected.WithLabelValues("ws", brownout.ErrorCode(err)).Inc()
+			return err
+		}
+		if err := s.ctl.Ingest(ctx, rep); err != nil {
+			s.metrics.ReportsRejected.WithLabelValues("ws", brownout.ErrorCode(err)).Inc()
+			return err
+		}
+		s.metrics.ReportsIngested.WithLabelValues("ws").Inc()
+		return nil
+	case "":
+		return brownout.FieldErrorf(brownout.EBADREQUEST, "type", "is required (ack or report)")
+	default:
+		return brownout.FieldErrorf(brownout.EBADREQUEST, "type", "%q is not a frame type (ack or report)", truncate(f.Type))
+	}
+}
+
+type errorFrame struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (s *Server) sendError(ctx context.Context, c *websocket.Conn, err error) {
+	f := errorFrame{Type: "error", Code: brownout.ErrorCode(err), Message: brownout.ErrorMessage(err)}
+	var be *brownout.Error
+	if errors.As(err, &be) {
+		f.Field = be.Field
+	}
+	b, _ := json.Marshal(f)
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	_ = c.Write(wctx, websocket.MessageText, b)
+}
+
+// truncateReason keeps a close reason within the 123 bytes a close frame
+// allows.
+func truncateReason(s string) string {
+	if len(s) > 120 {
+		return s[:120]
+	}
+	return s
+}
