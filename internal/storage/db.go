@@ -1,0 +1,248 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/migrations"
+)
+
+// ErrStaleVersion is wrapped by SaveServiceState when the stored version of
+// the service is not lower than the one offered: versions never go back. It
+// is a *brownout.Error with code ECONFLICT, so the HTTP layer maps it
+// without knowing this package.
+var ErrStaleVersion = &brownout.Error{Code: brownout.ECONFLICT, Message: "stale service state version"}
+
+// Observer is called after each write transaction with the operation's name
+// (e.g. "put_global_thresholds", "write_samples") and how long it took,
+// failed or not. It must be fast and safe for concurrent use.
+type Observer func(op string, d time.Duration)
+
+// DB is the SQLite store. It keeps two pools on the same file: a write pool
+// of exactly one connection (so writers queue in Go instead of failing with
+// SQLITE_BUSY, and every write transaction starts with BEGIN IMMEDIATE), and
+// a read pool of several query-only connections that WAL lets run next to
+// the writer. All methods are safe for concurrent use.
+type DB struct {
+	write *sql.DB
+	read  *sql.DB
+	log   *slog.Logger
+
+	observer atomic.Pointer[Observer]
+
+	// series caches service name → series id for the sample tables. Ids are
+	// never deleted or reused, so a cached id stays valid.
+	seriesMu sync.RWMutex
+	series   map[string]int64
+}
+
+// Open opens (creating if needed) the SQLite database at path, in WAL mode,
+// and applies the embedded migrations. log may be nil.
+func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	db := &DB{log: log, series: map[string]int64{}}
+
+	// Writer: synchronous(FULL) so that an acknowledged write survives power
+	// loss, not only a process crash; _txlock=immediate takes the write lock
+	// at BEGIN, so a transaction never fails halfway on a lock upgrade.
+	db.write, err = sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=synchronous(FULL)"))
+	if err != nil {
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	db.write.SetMaxOpenConns(1)
+	db.write.SetMaxIdleConns(1)
+	db.write.SetConnMaxLifetime(0)
+	db.write.SetConnMaxIdleTime(0)
+
+	// Migrate through the writer before the readers open, so that the first
+	// connection to the file creates it and switches it to WAL.
+	if err := migrate(ctx, db.write, log); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+
+	db.read, err = sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)"))
+	if err != nil {
+		db.write.Close()
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	db.read.SetMaxOpenConns(n)
+	db.read.SetMaxIdleConns(n)
+	db.read.SetConnMaxIdleTime(0)
+	if err := db.read.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open db: %w", err)
+	}
+	return db, nil
+}
+
+// dsn builds a modernc.org/sqlite DSN with the pragmas every connection
+// needs plus extra.
+func dsn(path string, extra ...string) string {
+	q := "_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(1)&_pragma=temp_store(memory)"
+	for _, e := range extra {
+		q += "&" + e
+	}
+	u := url.URL{Scheme: "file", Path: path}
+	return u.String() + "?" + q
+}
+
+func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.FS, goose.WithSlog(log))
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	// Not p.Close: that would close db, which we own.
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, r := range res {
+		log.Info("applied migration", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
+	}
+	return nil
+}
+
+// Close closes both pools. Stop the SampleWriter first.
+func (db *DB) Close() error {
+	var errs []error
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		// Fold the WAL back into the main file so that a copy of the file
+		// alone is a complete database.
+		_, _ = db.write.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, db.write.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close db: %w", err)
+	}
+	return nil
+}
+
+// Ping reports whether the store answers reads and writes (for /readyz).
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping db: %w", err)
+	}
+	if err := db.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping db: %w", err)
+	}
+	return nil
+}
+
+// SetObserver installs fn to be called after every write transaction (nil
+// removes it). Used for metrics.
+func (db *DB) SetObserver(fn Observer) {
+	if fn == nil {
+		db.observer.Store(nil)
+		return
+	}
+	db.observer.Store(&fn)
+}
+
+// inTx runs fn in one write transaction and commits it, or rolls back when
+// fn fails. op names the operation for errors and the observer.
+func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (err error) {
+	start := time.Now()
+	defer func() {
+		if o := db.observer.Load(); o != nil {
+			(*o)(op, time.Since(start))
+		}
+	}()
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", op, translate(err))
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return fmt.Errorf("%s: %w", op, translate(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", op, translate(err))
+	}
+	return nil
+}
+
+// translate maps driver errors to brownout errors where the client caused
+// them: unique and primary-key violations become ECONFLICT, no rows becomes
+// ENOTFOUND. Anything else is returned as is.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var be *brownout.Error
+	if errors.As(err, &be) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return &brownout.Error{Code: brownout.ENOTFOUND, Message: "not found"}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &brownout.Error{Code: brownout.ECONFLICT, Message: "already exists"}
+		}
+	}
+	return err
+}
+
+// Time encoding: INTEGER Unix nanoseconds, UTC. The zero time.Time is stored
+// as 0 (and read back as the zero time) where a column is NOT NULL, and as
+// NULL where the column is nullable.
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func nullNano(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func fromNullNano(n sql.NullInt64) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := time.Unix(0, n.Int64).UTC()
+	return &t
+}

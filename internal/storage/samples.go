@@ -1,0 +1,379 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/brownout-io/brownout"
+)
+
+// MaxPoints is the most points one QuerySamples call returns.
+const MaxPoints = 10_000
+
+// DefaultPruneBatch is Prune's batch size when it is given none.
+const DefaultPruneBatch = 1000
+
+// rollupRedo is how far before the rollup watermark Rollup aggregates
+// again, so that samples flushed late still reach their minute.
+const rollupRedo = 5 * time.Minute
+
+const metaRollupWatermark = "rollup_watermark"
+
+// WriteSamples stores batch in one transaction. A sample for a service and
+// instant already stored replaces it. Use it through a SampleWriter, which
+// batches; one call per sample would pay one fsync per sample.
+func (db *DB) WriteSamples(ctx context.Context, batch []brownout.Sample) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	fresh := map[string]int64{}
+	err := db.inTx(ctx, "write_samples", func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx,
+			`INSERT OR REPLACE INTO samples (series_id, at, cpu, memory, error_rate, requests, errors, instances)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, s := range batch {
+			id, err := db.seriesInTx(ctx, tx, s.Service, fresh)
+			if err != nil {
+				return err
+			}
+			if _, err := stmt.ExecContext(ctx, id, s.At.UnixNano(), s.CPUPercent, s.MemoryPercent, s.ErrorRate,
+				s.Requests, s.Errors, s.Instances); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Only ids of a committed transaction may enter the cache.
+	if len(fresh) > 0 {
+		db.seriesMu.Lock()
+		for name, id := range fresh {
+			db.series[name] = id
+		}
+		db.seriesMu.Unlock()
+	}
+	return nil
+}
+
+func (db *DB) cachedSeries(name string) (int64, bool) {
+	db.seriesMu.RLock()
+	defer db.seriesMu.RUnlock()
+	id, ok := db.series[name]
+	return id, ok
+}
+
+// seriesInTx returns the series id of name, creating it within tx if
+// needed; ids created here are recorded in fresh.
+func (db *DB) seriesInTx(ctx context.Context, tx *sql.Tx, name string, fresh map[string]int64) (int64, error) {
+	if id, ok := db.cachedSeries(name); ok {
+		return id, nil
+	}
+	if id, ok := fresh[name]; ok {
+		return id, nil
+	}
+	var id int64
+	err := tx.QueryRowContext(ctx,
+		`INSERT INTO series (name) VALUES (?) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id`,
+		name).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	fresh[name] = id
+	return id, nil
+}
+
+// lookupSeries returns the series id of name; ok is false when the service
+// has never had a sample.
+func (db *DB) lookupSeries(ctx context.Context, name string) (int64, bool, error) {
+	if id, ok := db.cachedSeries(name); ok {
+		return id, true, nil
+	}
+	var id int64
+	err := db.read.QueryRowContext(ctx, `SELECT id FROM series WHERE name = ?`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	db.seriesMu.Lock()
+	db.series[name] = id
+	db.seriesMu.Unlock()
+	return id, true, nil
+}
+
+// QuerySamples aggregates service's samples in [from, to) into buckets of
+// step aligned to step since the Unix epoch (so the first bucket may start
+// before from). Each point holds the mean CPU and memory, the error rate
+// Σerrors/Σrequests (0 when there were no requests) and the most instances
+// seen. Buckets without samples are left out.
+//
+// Where raw samples have been pruned, the older part of the range is read
+// from the per-minute rollups: step is then rounded up to a whole number of
+// minutes for the whole answer and that part is widened to whole minutes.
+// More than MaxPoints buckets, a step that is not positive or a range that
+// is empty is EBADREQUEST naming the parameter.
+func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error) {
+	if step <= 0 {
+		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "step", "must be positive")
+	}
+	if !to.After(from) {
+		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "to", "must be after from")
+	}
+	lo, hi := from.UnixNano(), to.UnixNano()
+	if n := buckets(lo, hi, int64(step)); n > MaxPoints {
+		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "step",
+			"%s over %s gives %d points, more than %d; use a larger step", step, to.Sub(from), n, MaxPoints)
+	}
+	out := []brownout.SamplePoint{}
+	id, ok, err := db.lookupSeries(ctx, service)
+	if err != nil {
+		return nil, fmt.Errorf("query samples: %w", err)
+	}
+	if !ok {
+		return out, nil
+	}
+
+	// Raw samples are pruned oldest first, so raw data is complete from the
+	// oldest one on. Before it, only rollups can answer.
+	split := lo
+	var oldest int64
+	err = db.read.QueryRowContext(ctx, `SELECT at FROM samples WHERE series_id = ? ORDER BY at LIMIT 1`, id).Scan(&oldest)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		split = hi
+	case err != nil:
+		return nil, fmt.Errorf("query samples: %w", err)
+	case oldest > lo:
+		split = min(oldest, hi)
+	}
+	stepNs := int64(step)
+	if split > lo {
+		var one int
+		err := db.read.QueryRowContext(ctx,
+			`SELECT 1 FROM sample_rollups WHERE series_id = ? AND minute >= ? AND minute < ? LIMIT 1`,
+			id, floorDiv(lo, int64(time.Minute))*int64(time.Minute), split).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			split = lo // nothing older to read: raw only, step as asked
+		case err != nil:
+			return nil, fmt.Errorf("query samples: %w", err)
+		default:
+			stepNs = ceilDiv(stepNs, int64(time.Minute)) * int64(time.Minute)
+			split = min(ceilDiv(split, stepNs)*stepNs, hi)
+			out, err = db.queryAgg(ctx, out,
+				`SELECT (minute / ?) * ? AS b, sum(cpu_sum) / sum(n), sum(memory_sum) / sum(n),
+				        sum(errors), sum(requests), max(max_instances)
+				 FROM sample_rollups WHERE series_id = ? AND minute >= ? AND minute < ?
+				 GROUP BY b ORDER BY b`,
+				stepNs, id, floorDiv(lo, int64(time.Minute))*int64(time.Minute), split)
+			if err != nil {
+				return nil, fmt.Errorf("query samples: rollups: %w", err)
+			}
+		}
+	}
+	if split < hi {
+		out, err = db.queryAgg(ctx, out,
+			`SELECT (at / ?) * ? AS b, avg(cpu), avg(memory), sum(errors), sum(requests), max(instances)
+			 FROM samples WHERE series_id = ? AND at >= ? AND at < ?
+			 GROUP BY b ORDER BY b`,
+			stepNs, id, split, hi)
+		if err != nil {
+			return nil, fmt.Errorf("query samples: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// queryAgg runs an aggregation query whose first two arguments are the
+// step and appends its points to out.
+func (db *DB) queryAgg(ctx context.Context, out []brownout.SamplePoint, q string, step, id, lo, hi int64) ([]brownout.SamplePoint, error) {
+	rows, err := db.read.QueryContext(ctx, q, step, step, id, lo, hi)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b int64
+		var p brownout.SamplePoint
+		var errs, reqs float64
+		if err := rows.Scan(&b, &p.CPUPercent, &p.MemoryPercent, &errs, &reqs, &p.Instances); err != nil {
+			return out, err
+		}
+		p.At = time.Unix(0, b).UTC()
+		if reqs > 0 {
+			p.ErrorRate = errs / reqs
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// buckets counts the step-aligned buckets that [lo, hi) touches.
+func buckets(lo, hi, step int64) int64 {
+	return floorDiv(hi-1, step) - floorDiv(lo, step) + 1
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
+
+// Rollup aggregates raw samples of the complete minutes before upTo into
+// the per-minute rollups. It is idempotent: a minute rolled up again is
+// replaced. It resumes from a stored watermark (minus a few minutes, so
+// that late samples still count) and works one series and one hour per
+// transaction, so that it never holds the write lock for long.
+func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
+	end := floorDiv(upTo.UnixNano(), int64(time.Minute)) * int64(time.Minute)
+	var mark int64
+	err := db.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaRollupWatermark).Scan(&mark)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("rollup: %w", err)
+	}
+	start := int64(0)
+	if mark > 0 {
+		start = mark - int64(rollupRedo)
+	}
+	ids, err := db.seriesIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("rollup: %w", err)
+	}
+	for _, id := range ids {
+		var first int64
+		err := db.read.QueryRowContext(ctx,
+			`SELECT at FROM samples WHERE series_id = ? AND at >= ? ORDER BY at LIMIT 1`, id, start).Scan(&first)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("rollup: %w", err)
+		}
+		from := floorDiv(first, int64(time.Minute)) * int64(time.Minute)
+		for lo := from; lo < end; lo += int64(time.Hour) {
+			hi := min(lo+int64(time.Hour), end)
+			err := db.inTx(ctx, "rollup", func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx,
+					`INSERT INTO sample_rollups (series_id, minute, n, cpu_sum, memory_sum, requests, errors, max_instances)
+					 SELECT series_id, (at / ?) * ? AS m, count(*), sum(cpu), sum(memory), sum(requests), sum(errors), max(instances)
+					 FROM samples WHERE series_id = ? AND at >= ? AND at < ?
+					 GROUP BY m
+					 ON CONFLICT (series_id, minute) DO UPDATE SET
+					   n = excluded.n, cpu_sum = excluded.cpu_sum, memory_sum = excluded.memory_sum,
+					   requests = excluded.requests, errors = excluded.errors, max_instances = excluded.max_instances`,
+					int64(time.Minute), int64(time.Minute), id, lo, hi)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if end > mark {
+		err := db.inTx(ctx, "rollup", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+				metaRollupWatermark, end)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) seriesIDs(ctx context.Context) ([]int64, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT id FROM series ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Prune deletes raw samples older than now-raw and rollups older than
+// now-rollup, at most batch rows per transaction (DefaultPruneBatch when
+// batch ≤ 0), so that the sample writer and config writes wait at most one
+// small batch. A non-positive raw or rollup keeps that table whole. It
+// returns how many rows it deleted. Run Rollup first (RunRetention does), or
+// pruned raw samples will be missing from the rollups.
+func (db *DB) Prune(ctx context.Context, now time.Time, raw, rollup time.Duration, batch int) (int, error) {
+	if batch <= 0 {
+		batch = DefaultPruneBatch
+	}
+	ids, err := db.seriesIDs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	total := 0
+	for _, id := range ids {
+		if raw > 0 {
+			n, err := db.pruneSeries(ctx, "samples", "at", id, now.Add(-raw).UnixNano(), batch)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		if rollup > 0 {
+			n, err := db.pruneSeries(ctx, "sample_rollups", "minute", id, now.Add(-rollup).UnixNano(), batch)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}
+
+// pruneSeries deletes rows of one series with col < cutoff, batch by batch.
+// Each batch deletes the oldest rows up to the batch-th one, which the
+// primary key (series_id, col) finds without a scan.
+func (db *DB) pruneSeries(ctx context.Context, table, col string, id, cutoff int64, batch int) (int, error) {
+	q := `DELETE FROM ` + table + ` WHERE series_id = ? AND ` + col + ` < ? AND ` + col + ` <= coalesce(
+		(SELECT ` + col + ` FROM ` + table + ` WHERE series_id = ? AND ` + col + ` < ? ORDER BY ` + col + ` LIMIT 1 OFFSET ?), ?)`
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		var n int64
+		err := db.inTx(ctx, "prune", func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, q, id, cutoff, id, cutoff, batch-1, cutoff)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += int(n)
+		if err != nil {
+			return total, err
+		}
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}

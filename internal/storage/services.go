@@ -1,0 +1,98 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/brownout-io/brownout"
+)
+
+// LoadServices returns every persisted service state, by name.
+func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error) {
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at
+		 FROM services ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("load services: %w", err)
+	}
+	defer rows.Close()
+	var out []brownout.ServiceState
+	for rows.Next() {
+		var st brownout.ServiceState
+		var version, calm, changed, created int64
+		if err := rows.Scan(&st.Name, &version, &st.Level, &st.ComputedLevel, &st.OverrideID,
+			&calm, &changed, &st.Cause, &created); err != nil {
+			return nil, fmt.Errorf("load services: %w", err)
+		}
+		st.Version = uint64(version)
+		st.CalmSince, st.ChangedAt, st.CreatedAt = fromNano(calm), fromNano(changed), fromNano(created)
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load services: %w", err)
+	}
+	return out, nil
+}
+
+// SaveServiceState upserts st and appends changes (which may be empty) in
+// one transaction. The stored version never goes back: when the stored
+// version is >= st.Version it stores nothing and returns an error wrapping
+// ErrStaleVersion.
+func (db *DB) SaveServiceState(ctx context.Context, st brownout.ServiceState, changes []brownout.LevelChange) error {
+	if st.Version > math.MaxInt64 {
+		return fmt.Errorf("save service state: version %d out of range", st.Version)
+	}
+	if st.Name == "" {
+		return brownout.FieldErrorf(brownout.EBADREQUEST, "service", "must not be empty")
+	}
+	return db.inTx(ctx, "save_service_state", func(tx *sql.Tx) error {
+		var stored int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM services WHERE name = ?`, st.Name).Scan(&stored)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case uint64(stored) >= st.Version:
+			return fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, ErrStaleVersion)
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO services (name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			 ON CONFLICT (name) DO UPDATE SET
+			   version = excluded.version, level = excluded.level, computed_level = excluded.computed_level,
+			   override_id = excluded.override_id, calm_since = excluded.calm_since,
+			   changed_at = excluded.changed_at, cause = excluded.cause`,
+			st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
+			unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, unixNano(st.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if len(changes) == 0 {
+			return nil
+		}
+		stmt, err := tx.PrepareContext(ctx,
+			`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, c := range changes {
+			if c.Version > math.MaxInt64 {
+				return fmt.Errorf("level change version %d out of range", c.Version)
+			}
+			service := c.Service
+			if service == "" {
+				service = st.Name
+			}
+			if _, err := stmt.ExecContext(ctx, service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At),
+				c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
