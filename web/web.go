@@ -26,6 +26,10 @@ type Deps struct {
 	History    History
 	Log        *slog.Logger
 	Now        func() time.Time
+	// SessionKey signs session cookies; it persists in the data directory.
+	SessionKey []byte
+	// OriginPatterns are extra hosts allowed to open the live websocket.
+	OriginPatterns []string
 }
 
 // New returns the dashboard's handler.

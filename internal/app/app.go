@@ -124,7 +124,12 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
-	dash := web.New(web.Deps{Controller: a.Controller, Auth: a.Auth, History: db, Log: cfg.Log, Now: now})
+	key, err := auth.LoadOrCreateSessionKey(cfg.DataDir)
+	if err != nil {
+		a.closeStore()
+		return nil, err
+	}
+	dash := web.New(web.Deps{Controller: a.Controller, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, OriginPatterns: cfg.Server.OriginPatterns})
 	a.Server = server.New(cfg.Server, a.Controller, a.Auth, db, a.Metrics, cfg.Log, dash)
 	return a, nil
 }

@@ -229,3 +229,20 @@ func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.
 func audit(at time.Time, actor, action, target string, before, after any) brownout.AuditEntry {
 	return brownout.AuditEntry{At: at, Actor: actor, Action: action, Target: target, Before: mustJSON(before), After: mustJSON(after)}
 }
+
+// Lookup returns the principal of an active token by its ID, for sessions
+// that remember a token's ID rather than its secret. The bootstrap admin
+// token's ID is AdminTokenID.
+func (a *Authenticator) Lookup(id string) (Principal, bool) {
+	if id == AdminTokenID {
+		return Principal{TokenID: AdminTokenID, Name: "admin", Scope: brownout.ScopeAdmin}, true
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, t := range a.byHash {
+		if t.ID == id {
+			return Principal{TokenID: t.ID, Name: t.Name, Scope: t.Scope, Service: t.Service}, true
+		}
+	}
+	return Principal{}, false
+}

@@ -150,3 +150,36 @@ func (t *Throttle) evict() {
 		}
 	}
 }
+
+// SessionKeyFile is the file in the data directory that holds the key
+// signing dashboard session cookies, so sessions survive a restart.
+const SessionKeyFile = "session.key"
+
+// LoadOrCreateSessionKey returns the 32-byte session key kept in dir,
+// creating it (mode 0600) on first use.
+func LoadOrCreateSessionKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, SessionKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, derr := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(key) < 32 {
+			return nil, fmt.Errorf("session key file %s is corrupt; delete it to make a new one", path)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read session key: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(base64.RawURLEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write session key: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, fmt.Errorf("write session key: %w", err)
+	}
+	return key, nil
+}
