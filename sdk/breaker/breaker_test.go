@@ -1,0 +1,353 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout/sdk/resilience/clock"
+)
+
+var errBoom = errors.New("boom")
+
+func call(b *Breaker, err error) error {
+	t, aerr := b.Allow()
+	if aerr != nil {
+		return aerr
+	}
+	t.Done(err)
+	return nil
+}
+
+func must(t *testing.T, b *Breaker, want State) {
+	t.Helper()
+	if got := b.State(); got != want {
+		t.Fatalf("state = %v, want %v", got, want)
+	}
+}
+
+func TestCountWindowOpensAtThreshold(t *testing.T) {
+	b := New(Config{WindowSize: 10, Buckets: 5, MinimumCalls: 4, FailureRateThreshold: 0.5, Clock: clock.NewManual(0)})
+	call(b, errBoom)
+	call(b, errBoom)
+	call(b, errBoom)
+	must(t, b, Closed) // below MinimumCalls
+	call(b, nil)
+	call(b, nil)
+	call(b, nil)
+	call(b, nil)
+	must(t, b, Closed) // 3/7
+	call(b, errBoom)   // 4/8 = 0.5
+	must(t, b, Open)
+	if err := call(b, nil); !errors.Is(err, ErrOpen) {
+		t.Fatalf("want ErrOpen, got %v", err)
+	}
+}
+
+// With 10 calls in 5 buckets of 2, old failures leave the window a whole
+// bucket at a time: the call that fills the last bucket starts a new one and
+// drops the oldest.
+func TestCountWindowSlides(t *testing.T) {
+	b := New(Config{WindowSize: 10, Buckets: 5, MinimumCalls: 1, FailureRateThreshold: 0.4, Clock: clock.NewManual(0)})
+	b.ForceClosed() // count, never trip, so we can watch the window
+	call(b, errBoom)
+	call(b, errBoom)
+	for i := 0; i < 7; i++ {
+		call(b, nil)
+	}
+	if m := b.Metrics(); m.Calls != 9 || m.Failures != 2 {
+		t.Fatalf("9 calls: %+v", m)
+	}
+	call(b, nil) // fills the window's last bucket: the oldest slides out
+	if m := b.Metrics(); m.Calls != 8 || m.Failures != 0 {
+		t.Fatalf("after slide: %+v", m)
+	}
+	for i := 0; i < 2; i++ {
+		call(b, errBoom)
+	}
+	if m := b.Metrics(); m.Calls != 8 || m.Failures != 2 {
+		t.Fatalf("after next bucket: %+v", m)
+	}
+}
+
+func TestTimeWindowBoundaries(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	b := New(Config{Window: TimeWindow, WindowDuration: 10 * time.Second, Buckets: 10,
+		MinimumCalls: 5, FailureRateThreshold: 0.5, Clock: clk})
+	for i := 0; i < 4; i++ {
+		call(b, errBoom)
+	}
+	clk.Advance(9 * time.Second) // failures at bucket 0, now in bucket 9: still inside
+	if m := b.Metrics(); m.Calls != 4 {
+		t.Fatalf("calls in window = %d, want 4", m.Calls)
+	}
+	clk.Advance(time.Second) // bucket 10: bucket 0 slid out
+	if m := b.Metrics(); m.Calls != 0 {
+		t.Fatalf("calls after window = %d, want 0", m.Calls)
+	}
+	call(b, errBoom) // 1 failure; old ones must not count
+	must(t, b, Closed)
+	for i := 0; i < 4; i++ {
+		call(b, errBoom)
+	}
+	must(t, b, Open)
+}
+
+func TestHalfOpenCycle(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	var events []Event
+	b := New(Config{MinimumCalls: 1, OpenDuration: time.Second, HalfOpenProbes: 2,
+		HalfOpenTimeout: 3 * time.Second, Clock: clk,
+		OnStateChange: func(e Event) { events = append(events, e) }})
+	call(b, errBoom)
+	must(t, b, Open)
+	clk.Advance(999 * time.Millisecond)
+	if err := call(b, nil); !errors.Is(err, ErrOpen) {
+		t.Fatal("admitted before OpenDuration")
+	}
+	clk.Advance(time.Millisecond)
+	p1, err1 := b.Allow()
+	p2, err2 := b.Allow()
+	_, err3 := b.Allow()
+	if err1 != nil || err2 != nil || !errors.Is(err3, ErrTooManyProbes) {
+		t.Fatalf("probes: %v %v %v", err1, err2, err3)
+	}
+	must(t, b, HalfOpen)
+	p1.Done(nil)
+	must(t, b, HalfOpen)
+	p2.Done(nil)
+	must(t, b, Closed)
+
+	// A failing probe reopens at once.
+	call(b, errBoom)
+	clk.Advance(time.Second)
+	p, _ := b.Allow()
+	p.Done(errBoom)
+	must(t, b, Open)
+
+	want := []State{Open, HalfOpen, Closed, Open, HalfOpen, Open}
+	if len(events) != len(want) {
+		t.Fatalf("events %v", events)
+	}
+	for i, e := range events {
+		if e.To != want[i] {
+			t.Fatalf("event %d to %v, want %v (%v)", i, e.To, want[i], events)
+		}
+		if i > 0 && e.Seq <= events[i-1].Seq {
+			t.Fatal("Seq not increasing")
+		}
+	}
+}
+
+func TestHalfOpenTimeoutReopens(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	b := New(Config{MinimumCalls: 1, OpenDuration: time.Second, HalfOpenProbes: 1,
+		HalfOpenTimeout: 2 * time.Second, Clock: clk})
+	call(b, errBoom)
+	clk.Advance(time.Second)
+	hung, err := b.Allow() // probe that never finishes
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, b, HalfOpen)
+	clk.Advance(2 * time.Second)
+	must(t, b, Open) // timed out: back to open, not stuck
+	hung.Done(nil)   // a late outcome from the old half-open period is ignored
+	must(t, b, Open)
+	clk.Advance(time.Second)
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatalf("new half-open period must admit a probe: %v", err)
+	}
+	p.Done(nil)
+	must(t, b, Closed)
+}
+
+// 1000 goroutines race for probe slots: exactly N get one.
+func TestHalfOpenAdmitsExactlyN(t *testing.T) {
+	for _, n := range []int{1, 3, 17} {
+		clk := clock.NewManual(time.Hour)
+		b := New(Config{MinimumCalls: 1, OpenDuration: time.Second, HalfOpenProbes: n, Clock: clk})
+		call(b, errBoom)
+		clk.Advance(time.Second)
+		var admitted, tooMany, open atomic.Int64
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		for g := 0; g < 1000; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start.Wait()
+				_, err := b.Allow()
+				switch {
+				case err == nil:
+					admitted.Add(1)
+				case errors.Is(err, ErrTooManyProbes):
+					tooMany.Add(1)
+				case errors.Is(err, ErrOpen):
+					open.Add(1)
+				}
+			}()
+		}
+		start.Done()
+		wg.Wait()
+		if admitted.Load() != int64(n) || tooMany.Load() != int64(1000-n) {
+			t.Fatalf("N=%d: admitted %d, too many %d, open %d", n, admitted.Load(), tooMany.Load(), open.Load())
+		}
+	}
+}
+
+func TestCanceledNotCounted(t *testing.T) {
+	b := New(Config{MinimumCalls: 1, Clock: clock.NewManual(0)})
+	for i := 0; i < 50; i++ {
+		call(b, context.Canceled)
+	}
+	must(t, b, Closed)
+	call(b, context.DeadlineExceeded)
+	must(t, b, Open)
+
+	only := New(Config{MinimumCalls: 1, Clock: clock.NewManual(0),
+		IsFailure: func(err error) bool { return errors.Is(err, errBoom) }})
+	call(only, errors.New("client error"))
+	must(t, only, Closed)
+	call(only, errBoom)
+	must(t, only, Open)
+}
+
+func TestSlowCalls(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	b := New(Config{MinimumCalls: 4, SlowCallDuration: time.Second, SlowCallRateThreshold: 0.5, Clock: clk})
+	for i := 0; i < 3; i++ {
+		tk, _ := b.Allow()
+		clk.Advance(2 * time.Second)
+		tk.Done(nil)
+		must(t, b, Closed) // below MinimumCalls
+	}
+	tk, _ := b.Allow()
+	clk.Advance(2 * time.Second)
+	tk.Done(nil)
+	must(t, b, Open)
+}
+
+func TestOperatorModes(t *testing.T) {
+	b := New(Config{MinimumCalls: 1, Clock: clock.NewManual(0)})
+	b.ForceOpen()
+	if err := call(b, nil); !errors.Is(err, ErrOpen) {
+		t.Fatal("forced open admitted")
+	}
+	b.ForceClosed()
+	for i := 0; i < 10; i++ {
+		if err := call(b, errBoom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, b, ForcedClosed)
+	if b.Metrics().Failures != 10 {
+		t.Fatal("forced closed must still count")
+	}
+	b.Disable()
+	call(b, errBoom)
+	must(t, b, Disabled)
+	b.Reset()
+	must(t, b, Closed)
+	if b.Metrics().Calls != 0 {
+		t.Fatal("Reset must empty the window")
+	}
+}
+
+// The callback runs with no lock held: calling back into the breaker,
+// including causing another transition, must not deadlock.
+func TestCallbackMayReenter(t *testing.T) {
+	var b *Breaker
+	var seen []State
+	b = New(Config{MinimumCalls: 1, Clock: clock.NewManual(0), OnStateChange: func(e Event) {
+		seen = append(seen, b.State())
+		_ = b.Metrics()
+		if e.To == Open {
+			b.Reset()
+		}
+	}})
+	done := make(chan struct{})
+	go func() { call(b, errBoom); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("deadlock in state-change callback")
+	}
+	must(t, b, Closed)
+}
+
+func TestExecute(t *testing.T) {
+	b := New(Config{MinimumCalls: 1, Clock: clock.NewManual(0)})
+	if err := b.Execute(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() { recover() }()
+		b.Execute(context.Background(), func(context.Context) error { panic("x") })
+	}()
+	must(t, b, Open)
+	if err := b.Execute(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, ErrOpen) {
+		t.Fatal("want ErrOpen")
+	}
+	cs := b.ComponentState()
+	if cs.Kind != "breaker" || cs.State != "open" || cs.Metrics["failure_rate"] != 0.5 || cs.Metrics["rejected"] != 1 {
+		t.Fatalf("component state %+v", cs)
+	}
+}
+
+func TestSuccessPathAllocatesNothing(t *testing.T) {
+	for _, w := range []WindowType{CountWindow, TimeWindow} {
+		b := New(Config{Window: w, SlowCallDuration: time.Second})
+		ctx := context.Background()
+		fn := func(context.Context) error { return nil }
+		if n := testing.AllocsPerRun(1000, func() {
+			tk, _ := b.Allow()
+			tk.Done(nil)
+			_ = b.Execute(ctx, fn)
+		}); n != 0 {
+			t.Fatalf("window %d: %v allocs per call", w, n)
+		}
+	}
+}
+
+func TestConcurrentHammer(t *testing.T) {
+	b := New(Config{Window: TimeWindow, MinimumCalls: 50, OpenDuration: time.Millisecond, HalfOpenProbes: 3})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 5000; i++ {
+				var err error
+				if (i+g)%3 == 0 {
+					err = errBoom
+				}
+				call(b, err)
+			}
+		}(g)
+	}
+	wg.Wait()
+	_ = b.Metrics()
+}
+
+func BenchmarkClosedSuccess(b *testing.B) {
+	for _, w := range []struct {
+		name string
+		t    WindowType
+	}{{"count", CountWindow}, {"time", TimeWindow}} {
+		b.Run(w.name, func(b *testing.B) {
+			br := New(Config{Window: w.t})
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					tk, _ := br.Allow()
+					tk.Done(nil)
+				}
+			})
+		})
+	}
+}
