@@ -1,0 +1,378 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nhooyr.io/websocket"
+)
+
+// runTransport connects, serves a connection until it drops, waits, and
+// connects again, until the client closes or a final error.
+func (c *Client) runTransport() {
+	defer c.wg.Done()
+	bo := newBackoff(c.cfg.backoff, newRand(c.cfg.seed))
+	for c.ctx.Err() == nil {
+		start := c.cfg.clock.Now()
+		established, retryAfter, err := c.session()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if established && c.cfg.clock.Now().Sub(start) >= c.cfg.backoff.stable {
+			bo.reset()
+		}
+		c.mu.Lock()
+		c.lastErr = err
+		if isFinal(err) {
+			c.finalErr = err
+		}
+		c.mu.Unlock()
+		if isFinal(err) {
+			c.log.Error("brownout: controller refused this client; not reconnecting", slog.Any(logKeyError, err))
+			if c.cfg.onError != nil {
+				c.cfg.onError(err)
+			}
+			return
+		}
+		wait := max(bo.next(), retryAfter)
+		c.log.Warn("brownout: controller unreachable; serving last state",
+			slog.Any(logKeyError, err), slog.Duration(logKeyWait, wait))
+		t := time.NewTimer(wait)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// session dials once and serves the connection until it ends. established
+// reports whether the upgrade succeeded; retryAfter is the controller's
+// Retry-After on a refused upgrade.
+func (c *Client) session() (established bool, retryAfter time.Duration, err error) {
+	conn, retryAfter, err := c.dial()
+	if err != nil {
+		return false, retryAfter, err
+	}
+	c.connections.Add(1)
+	conn.SetReadLimit(maxReadFrame)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Liveness: any frame or pong pushes the deadline back; missing it
+	// drops the connection.
+	watchdog := time.AfterFunc(c.cfg.deadAfter, cancel)
+	defer watchdog.Stop()
+	alive := func() { watchdog.Reset(c.cfg.deadAfter) }
+
+	s := &conn_{c: c, conn: conn, ackReady: make(chan struct{}, 1)}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.writeLoop(ctx, cancel) }()
+	go func() { defer wg.Done(); s.pingLoop(ctx, alive) }()
+	readErr := make(chan error, 1)
+	go func() { defer wg.Done(); readErr <- s.readLoop(ctx, alive) }()
+
+	select {
+	case err = <-readErr:
+	case <-c.ctx.Done():
+		// Say goodbye properly so that the controller can tell a shutdown
+		// from a failure, but never wait long for the peer.
+		wg.Add(1)
+		go func() { defer wg.Done(); conn.Close(websocket.StatusNormalClosure, "client closing") }()
+		t := time.NewTimer(closeGrace)
+		select {
+		case <-readErr:
+		case <-t.C:
+		}
+		t.Stop()
+		err = ErrClosed
+	}
+	cancel()
+	conn.CloseNow()
+	wg.Wait()
+
+	c.mu.Lock()
+	wasConnected := c.connected
+	c.connected = false
+	c.unreachableSince = c.cfg.clock.Now()
+	c.recomputeLocked()
+	c.mu.Unlock()
+	if wasConnected && !errors.Is(err, ErrClosed) {
+		c.log.Warn("brownout: disconnected from controller", slog.Any(logKeyError, err))
+	}
+	return true, 0, err
+}
+
+func (c *Client) dial() (*websocket.Conn, time.Duration, error) {
+	u := c.subscribeURL
+	c.mu.Lock()
+	if c.applied > 0 {
+		u += "&version=" + strconv.FormatUint(c.applied, 10)
+	}
+	c.mu.Unlock()
+	h := http.Header{}
+	if c.cfg.token != "" {
+		h.Set("Authorization", "Bearer "+c.cfg.token)
+	}
+	h.Set("User-Agent", userAgent)
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.dialTimeout)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient:   c.httpClient,
+		HTTPHeader:   h,
+		Subprotocols: []string{subprotocol},
+	})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			var body []byte
+			if resp.Body != nil {
+				body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
+			}
+			return nil, parseRetryAfter(resp.Header.Get("Retry-After")), &StatusError{StatusCode: resp.StatusCode, Body: errorMessage(body)}
+		}
+		return nil, 0, err
+	}
+	return conn, 0, nil
+}
+
+const userAgent = "brownout-go-sdk/1"
+
+// closeGrace bounds the close handshake when the client closes.
+const closeGrace = 500 * time.Millisecond
+
+// errorMessage extracts the message of a controller error body, or returns
+// the body itself.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return e.Error.Message
+	}
+	return string(body)
+}
+
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return min(time.Duration(n)*time.Second, 5*time.Minute)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), 5*time.Minute)
+	}
+	return 0
+}
+
+// conn_ is one live connection's shared state.
+type conn_ struct {
+	c        *Client
+	conn     *websocket.Conn
+	ack      atomic.Uint64 // version to acknowledge next, 0 if none
+	ackReady chan struct{}
+}
+
+// readLoop applies the frames the controller sends until the connection
+// ends and returns why it ended.
+func (s *conn_) readLoop(ctx context.Context, alive func()) error {
+	c := s.c
+	for {
+		typ, data, err := s.conn.Read(ctx)
+		if err != nil {
+			return readError(err)
+		}
+		alive()
+		if typ != websocket.MessageText {
+			continue
+		}
+		var f inFrame
+		if err := json.Unmarshal(data, &f); err != nil {
+			c.log.Warn("brownout: ignoring malformed frame", slog.Any(logKeyError, err))
+			continue
+		}
+		switch f.Type {
+		case "state":
+			if v, ok := c.applyState(&f); ok {
+				s.queueAck(v)
+			}
+		case "unchanged":
+			if v, ok := c.confirm(&f); ok {
+				s.queueAck(v)
+			}
+		case "error":
+			c.log.Warn("brownout: controller refused a frame",
+				slog.String(logKeyCode, f.Code), slog.String("message", f.Message))
+		default:
+			// Unknown types are ignored so that the controller can add some.
+		}
+	}
+}
+
+// readError turns a read failure into the error the transport acts on.
+func readError(err error) error {
+	if code := websocket.CloseStatus(err); code != -1 {
+		var ce websocket.CloseError
+		errors.As(err, &ce)
+		return &CloseError{Code: int(code), Reason: ce.Reason}
+	}
+	return err
+}
+
+func (s *conn_) queueAck(v uint64) {
+	s.ack.Store(v)
+	select {
+	case s.ackReady <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop sends acknowledgements and buffered reports. Acks go first: they
+// are small and the controller measures propagation with them.
+func (s *conn_) writeLoop(ctx context.Context, fail context.CancelFunc) {
+	c := s.c
+	for {
+		if v := s.ack.Swap(0); v != 0 {
+			if err := s.write(ctx, ackFrame{Type: "ack", Version: v}); err != nil {
+				fail()
+				return
+			}
+			c.acked.Store(v)
+			continue
+		}
+		if r, ok := c.ring.peek(); ok {
+			if err := s.write(ctx, reportFrame{Type: "report", Report: r}); err != nil {
+				fail()
+				return
+			}
+			c.ring.pop()
+			c.reportsSent.Add(1)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.ackReady:
+		case <-c.reportReady:
+		}
+	}
+}
+
+func (s *conn_) write(ctx context.Context, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.writeTimeout)
+	defer cancel()
+	return s.conn.Write(ctx, websocket.MessageText, data)
+}
+
+// pingLoop pings the controller so that a silent connection is noticed:
+// pongs are answered inside Read and never reach the reader, so the pong of
+// our own ping is the only sign of life between states.
+func (s *conn_) pingLoop(ctx context.Context, alive func()) {
+	t := time.NewTicker(s.c.cfg.pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.c.cfg.pingEvery)
+		err := s.conn.Ping(pctx)
+		cancel()
+		if err == nil {
+			alive()
+		}
+	}
+}
+
+// applyState applies a state frame if it is newer than the one applied and
+// returns the version to acknowledge.
+func (c *Client) applyState(f *inFrame) (uint64, bool) {
+	if f.Service != c.service {
+		c.log.Warn("brownout: ignoring state for another service", slog.String("got", f.Service))
+		return 0, false
+	}
+	if f.Level < 0 || f.Level > int(MaxLevel) {
+		c.log.Warn("brownout: ignoring state with invalid level", slog.Int(logKeyLevel, f.Level))
+		return 0, false
+	}
+	if f.Flags == nil {
+		f.Flags = map[string]bool{}
+	}
+	c.mu.Lock()
+	if f.Version <= c.applied && c.base.Source != SourceDefaults {
+		defer c.mu.Unlock()
+		if f.Version == c.applied {
+			return c.confirmLocked()
+		}
+		c.log.Warn("brownout: ignoring state older than the one applied",
+			slog.Uint64(logKeyVersion, f.Version), slog.Uint64("applied", c.applied))
+		return 0, false
+	}
+	old := c.base.Level
+	c.base = stateFromFrame(f, SourceController)
+	c.applied = f.Version
+	c.learned[c.base.Level] = f.Flags
+	c.connected = true
+	c.unreachableSince = time.Time{}
+	c.recomputeLocked()
+	var rem *remembered
+	if c.cfg.stateFile != "" {
+		rem = &remembered{SavedAt: c.cfg.clock.Now(), State: *f, LevelFlags: maps.Clone(c.learned)}
+	}
+	c.mu.Unlock()
+
+	c.statesApplied.Add(1)
+	if old != c.base.Level {
+		c.log.Info("brownout: level changed", slog.String(logKeyLevel, Level(f.Level).String()),
+			slog.String("cause", f.Cause), slog.Uint64(logKeyVersion, f.Version))
+	}
+	if rem != nil {
+		if err := saveState(c.cfg.stateFile, rem); err != nil {
+			c.log.Warn("brownout: cannot persist state", slog.Any(logKeyError, err))
+		}
+	}
+	return f.Version, true
+}
+
+// confirm handles "unchanged": the controller's version is the one applied.
+func (c *Client) confirm(f *inFrame) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.Version != c.applied || c.applied == 0 {
+		c.log.Warn("brownout: unexpected unchanged frame",
+			slog.Uint64(logKeyVersion, f.Version), slog.Uint64("applied", c.applied))
+		return 0, false
+	}
+	return c.confirmLocked()
+}
+
+// confirmLocked records that the controller confirmed the applied state.
+func (c *Client) confirmLocked() (uint64, bool) {
+	c.connected = true
+	c.unreachableSince = time.Time{}
+	if c.base.Source == SourceFile {
+		// The persisted state is current: it is now the controller's.
+		c.base.Source = SourceController
+	}
+	c.recomputeLocked()
+	return c.applied, true
+}

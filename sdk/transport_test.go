@@ -1,0 +1,274 @@
+package sdk
+
+import (
+	"errors"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"nhooyr.io/websocket"
+)
+
+func TestFlagsArriveAndAreAcked(t *testing.T) {
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+
+	if got, want := recvAck(t, f), uint64(1); got != want {
+		t.Fatalf("ack = %d, want %d", got, want)
+	}
+	if !c.Enabled("analytics") || c.Level() != LevelFull || c.State().Source != SourceController {
+		t.Fatalf("state after connect = %+v", c.State())
+	}
+	f.push(func(s *inFrame) {
+		s.Version, s.Level, s.Cause = 2, 2, "override"
+		s.Flags["analytics"] = false
+		s.Override = &Override{ID: "7", Service: "checkout", Level: 2, Reason: "test"}
+	})
+	if got, want := recvAck(t, f), uint64(2); got != want {
+		t.Fatalf("ack = %d, want %d", got, want)
+	}
+	st := c.State()
+	if st.Enabled("analytics") || st.Level != LevelEssential || st.Version != 2 || st.Override == nil || st.Override.ID != "7" {
+		t.Fatalf("state after push = %+v", st)
+	}
+	eventually(t, "acked version in stats", func() bool { return c.Stats().AckedVersion == 2 })
+	if s := c.Stats(); !s.Connected || s.Version != 2 || s.StatesApplied != 2 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestOlderVersionsAreIgnored(t *testing.T) {
+	f := newFakeController(t)
+	f.set(func(f *fakeController) { f.state.Version = 10 })
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+	recvAck(t, f)
+	f.push(func(s *inFrame) { s.Version, s.Level = 9, 3 })
+	f.push(func(s *inFrame) { s.Version, s.Level = 11, 1 })
+	if got, want := recvAck(t, f), uint64(11); got != want {
+		t.Fatalf("ack = %d, want %d (9 must not be acked)", got, want)
+	}
+	if got := c.Level(); got != LevelReduced {
+		t.Fatalf("level = %v, want REDUCED", got)
+	}
+}
+
+func TestReconnectSendsVersionAndResyncs(t *testing.T) {
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+	recvAck(t, f)
+
+	// Going away: the client comes back with its version and is told
+	// nothing changed, which it acknowledges too.
+	f.closeAll(websocket.StatusGoingAway)
+	if got, want := recvAck(t, f), uint64(1); got != want {
+		t.Fatalf("ack after unchanged = %d, want %d", got, want)
+	}
+	if got := f.subscribes(); len(got) < 2 || got[0] != "" || got[len(got)-1] != "1" {
+		t.Fatalf("version parameters = %q, want first empty then 1", got)
+	}
+
+	// A change missed while disconnected arrives as a full state.
+	f.set(func(f *fakeController) { f.status = http.StatusServiceUnavailable })
+	f.closeAll(websocket.StatusGoingAway)
+	eventually(t, "disconnect", func() bool { return !c.Stats().Connected })
+	f.set(func(f *fakeController) {
+		f.status = 0
+		f.state.Version, f.state.Level = 5, 3
+		f.state.Flags = map[string]bool{}
+	})
+	if got, want := recvAck(t, f), uint64(5); got != want {
+		t.Fatalf("ack after resync = %d, want %d", got, want)
+	}
+	if c.Level() != LevelMaintenance || c.Enabled("analytics") {
+		t.Fatalf("state after resync = %+v", c.State())
+	}
+	if c.Stats().Connections < 3 {
+		t.Fatalf("connections = %d, want ≥ 3", c.Stats().Connections)
+	}
+}
+
+func TestFinalErrorsStopReconnecting(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		token  string
+		want   error
+	}{
+		{"bad token", 0, "wrong", ErrUnauthorized},
+		{"401", http.StatusUnauthorized, "secret", ErrUnauthorized},
+		{"403", http.StatusForbidden, "secret", ErrForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeController(t)
+			f.set(func(f *fakeController) { f.status = tc.status })
+			var called atomic.Int32
+			c := mustConnect(t, f.srv.URL, WithToken(tc.token), fastOpts(),
+				WithErrorHandler(func(error) { called.Add(1) }))
+			eventually(t, "final error", func() bool { return c.Err() != nil })
+			if !errors.Is(c.Err(), tc.want) {
+				t.Fatalf("Err() = %v, want %v", c.Err(), tc.want)
+			}
+			var se *StatusError
+			if !errors.As(c.Err(), &se) || se.Body != "refused by test" {
+				t.Fatalf("Err() = %#v, want a StatusError with the controller's message", c.Err())
+			}
+			time.Sleep(100 * time.Millisecond) // several backoff periods
+			if got := len(f.subscribes()); got != 1 {
+				t.Fatalf("subscribe attempts = %d, want 1", got)
+			}
+			if called.Load() != 1 {
+				t.Fatalf("error handler called %d times, want 1", called.Load())
+			}
+			if c.Level() != LevelFull {
+				t.Fatalf("level = %v, want the defaults still served", c.Level())
+			}
+		})
+	}
+}
+
+func TestCloseCodes(t *testing.T) {
+	for _, tc := range []struct {
+		code  websocket.StatusCode
+		final error
+	}{
+		{4401, ErrUnauthorized},
+		{4403, ErrForbidden},
+		{websocket.StatusGoingAway, nil},
+		{websocket.StatusPolicyViolation, nil},
+		{websocket.StatusMessageTooBig, nil},
+	} {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			f := newFakeController(t)
+			c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+			recvAck(t, f)
+			f.closeAll(tc.code)
+			if tc.final != nil {
+				eventually(t, "final error", func() bool { return c.Err() != nil })
+				if !errors.Is(c.Err(), tc.final) {
+					t.Fatalf("Err() = %v, want %v", c.Err(), tc.final)
+				}
+				var ce *CloseError
+				if !errors.As(c.Err(), &ce) || ce.Code != int(tc.code) {
+					t.Fatalf("Err() = %v, want CloseError %d", c.Err(), tc.code)
+				}
+				time.Sleep(100 * time.Millisecond)
+				if got := len(f.subscribes()); got != 1 {
+					t.Fatalf("subscribe attempts = %d, want 1", got)
+				}
+				if !c.Enabled("analytics") {
+					t.Fatal("last state no longer served")
+				}
+				return
+			}
+			eventually(t, "reconnect", func() bool { return len(f.subscribes()) >= 2 && c.Stats().Connected })
+			if c.Err() != nil {
+				t.Fatalf("Err() = %v, want nil", c.Err())
+			}
+		})
+	}
+}
+
+func TestThrottledUpgradeIsRetried(t *testing.T) {
+	f := newFakeController(t)
+	f.set(func(f *fakeController) { f.status = http.StatusTooManyRequests })
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+	eventually(t, "retries", func() bool { return len(f.subscribes()) >= 3 })
+	var se *StatusError
+	if err := c.Stats().LastError; !errors.As(err, &se) || se.StatusCode != 429 {
+		t.Fatalf("LastError = %v, want the 429", err)
+	}
+	f.set(func(f *fakeController) { f.status = 0 })
+	recvAck(t, f)
+	if c.Err() != nil {
+		t.Fatalf("Err() = %v", c.Err())
+	}
+}
+
+func TestSilentControllerIsDropped(t *testing.T) {
+	f := newFakeController(t)
+	f.set(func(f *fakeController) { f.silent = true })
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+	eventually(t, "first state", func() bool { return c.State().Source == SourceController })
+	// The controller neither reads nor answers pings: after deadAfter the
+	// client gives up on the connection and dials again.
+	eventually(t, "redial", func() bool { return len(f.subscribes()) >= 2 })
+	if c.Stats().Connections < 2 {
+		t.Fatalf("connections = %d", c.Stats().Connections)
+	}
+}
+
+func TestLivePingsKeepConnection(t *testing.T) {
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+	recvAck(t, f)
+	// No data for several deadAfter periods, but pongs arrive.
+	time.Sleep(time.Second)
+	if got := c.Stats().Connections; got != 1 {
+		t.Fatalf("connections = %d, want 1: a quiet but live connection was dropped", got)
+	}
+}
+
+func TestReportsFlowAndBufferWhileDisconnected(t *testing.T) {
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts(), WithReportInterval(100*time.Millisecond))
+	recvAck(t, f)
+	for range 3 {
+		c.Record(nil)
+	}
+	c.Record(errors.New("boom"))
+	var got Report
+	deadline := time.After(5 * time.Second)
+	for got.Requests == 0 {
+		select {
+		case got = <-f.reports:
+		case <-deadline:
+			t.Fatal("no report with requests")
+		}
+	}
+	if got.Requests != 4 || got.Errors != 1 || got.CPUPercent != 12.5 || got.MemoryPercent != 40 || got.At.IsZero() {
+		t.Fatalf("report = %+v", got)
+	}
+
+	// Disconnected: reports pile up, then flush in order on reconnect.
+	f.set(func(f *fakeController) { f.status = http.StatusServiceUnavailable })
+	f.closeAll(websocket.StatusGoingAway)
+	eventually(t, "buffered reports", func() bool { return c.Stats().ReportsBuffered >= 3 })
+	for len(f.reports) > 0 {
+		<-f.reports
+	}
+	f.set(func(f *fakeController) { f.status = 0 })
+	recvAck(t, f)
+	var ats []time.Time
+	for len(ats) < 3 {
+		select {
+		case r := <-f.reports:
+			ats = append(ats, r.At)
+		case <-time.After(5 * time.Second):
+			t.Fatal("buffered reports not flushed")
+		}
+	}
+	if !slices.IsSortedFunc(ats, func(a, b time.Time) int { return a.Compare(b) }) {
+		t.Fatalf("reports out of order: %v", ats)
+	}
+}
+
+func TestStateFilePersistedAndLoaded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), WithStateFile(path), fastOpts())
+	recvAck(t, f)
+	f.push(func(s *inFrame) { s.Version, s.Level, s.Flags = 4, 1, map[string]bool{"analytics": false} })
+	recvAck(t, f)
+	c.Close()
+
+	// A process started while the controller is down serves the file.
+	f.srv.Close()
+	c2 := mustConnect(t, f.srv.URL, WithToken("secret"), WithStateFile(path), fastOpts())
+	st := c2.State()
+	if st.Source != SourceFile || st.Version != 4 || st.Level != LevelReduced || st.Enabled("analytics") {
+		t.Fatalf("state from file = %+v", st)
+	}
+}
