@@ -21,23 +21,23 @@ func insertAudit(ctx context.Context, tx *sql.Tx, a brownout.AuditEntry, service
 	return err
 }
 
-// auditService derives the service an audit target is about: a target that
-// is itself a valid service name, or "service:NAME" optionally followed by
-// "/…" or ":…". Anything else (global config, tokens, "*") is about no
-// service.
+// auditService derives the service an audit target is about: the NAME of
+// a "service:NAME" word in it (at the start or after a space, ending at
+// '/', ':', a space or the end), as in "service:checkout" or
+// "override:o1 service:checkout". Targets without one, or with
+// "service:*", are about no service.
 func auditService(target string) string {
-	if brownout.ValidName(target) {
-		return target
-	}
-	rest, ok := strings.CutPrefix(target, "service:")
-	if !ok {
-		return ""
-	}
-	if i := strings.IndexAny(rest, "/:"); i >= 0 {
-		rest = rest[:i]
-	}
-	if brownout.ValidName(rest) {
-		return rest
+	for word := range strings.FieldsSeq(target) {
+		rest, ok := strings.CutPrefix(word, "service:")
+		if !ok {
+			continue
+		}
+		if i := strings.IndexAny(rest, "/:"); i >= 0 {
+			rest = rest[:i]
+		}
+		if brownout.ValidName(rest) {
+			return rest
+		}
 	}
 	return ""
 }

@@ -60,8 +60,8 @@
 // Audit entries are filtered by service through a column the store fills:
 // the service of the change when the method knows it (a service's
 // thresholds or flags, an override of one service, an sdk token of one
-// service), else derived from Target, which matches when it is the service
-// name itself or "service:NAME", optionally followed by "/…" or ":…".
+// service), else derived from Target: the NAME of a "service:NAME" word in
+// it, as in "service:checkout" or "override:o1 service:checkout".
 // Deletes of config that did not exist change nothing and are not audited.
 //
 // # Samples and retention
