@@ -49,13 +49,16 @@ func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Threshold
 		return err
 	}
 	c.cfgMu.Lock()
-	defer c.cfgMu.Unlock()
 	before := c.global
-	if err := c.store.PutGlobalThresholds(ctx, t, audit(c.cfg.Now(), actor, "thresholds.update", "thresholds:*", before, t)); err != nil {
+	err := c.store.PutGlobalThresholds(ctx, t, audit(c.cfg.Now(), actor, "thresholds.update", "thresholds:*", before, t))
+	if err == nil {
+		c.global = t
+	}
+	c.cfgMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("store thresholds: %w", err)
 	}
-	c.global = t
-	return nil
+	return c.reevaluateAll(ctx, triggerConfig, "")
 }
 
 // SetServiceThresholds validates, stores and applies a service's own set.
@@ -64,32 +67,39 @@ func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t
 		return err
 	}
 	c.cfgMu.Lock()
-	defer c.cfgMu.Unlock()
 	var before any
 	if old, ok := c.svcThresholds[service]; ok {
 		before = old
 	}
-	if err := c.store.PutServiceThresholds(ctx, service, t, audit(c.cfg.Now(), actor, "thresholds.update", "service:"+service, before, t)); err != nil {
+	err := c.store.PutServiceThresholds(ctx, service, t, audit(c.cfg.Now(), actor, "thresholds.update", "service:"+service, before, t))
+	if err == nil {
+		c.svcThresholds[service] = t
+	}
+	c.cfgMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("store thresholds: %w", err)
 	}
-	c.svcThresholds[service] = t
-	return nil
+	return c.reevaluateAll(ctx, triggerConfig, service)
 }
 
 // DeleteServiceThresholds returns a service to the global thresholds.
 // ENOTFOUND when it had none of its own.
 func (c *Controller) DeleteServiceThresholds(ctx context.Context, service, actor string) error {
 	c.cfgMu.Lock()
-	defer c.cfgMu.Unlock()
 	old, ok := c.svcThresholds[service]
 	if !ok {
+		c.cfgMu.Unlock()
 		return brownout.Errorf(brownout.ENOTFOUND, "service %q has no thresholds of its own", service)
 	}
-	if _, err := c.store.DeleteServiceThresholds(ctx, service, audit(c.cfg.Now(), actor, "thresholds.delete", "service:"+service, old, nil)); err != nil {
+	_, err := c.store.DeleteServiceThresholds(ctx, service, audit(c.cfg.Now(), actor, "thresholds.delete", "service:"+service, old, nil))
+	if err == nil {
+		delete(c.svcThresholds, service)
+	}
+	c.cfgMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("delete thresholds: %w", err)
 	}
-	delete(c.svcThresholds, service)
-	return nil
+	return c.reevaluateAll(ctx, triggerConfig, service)
 }
 
 // GlobalFlags returns the global default flag sets.
