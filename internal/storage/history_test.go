@@ -180,7 +180,9 @@ func TestListLevelChangesPagination(t *testing.T) {
 		}
 		all = append(all, key{s, st.Version})
 	}
-	list := func(f brownout.Filter) (brownout.Page[brownout.LevelChange], error) { return db.ListLevelChanges(ctx, f) }
+	list := func(f brownout.Filter) (brownout.Page[brownout.LevelChange], error) {
+		return db.ListLevelChanges(ctx, f)
+	}
 	tests := []struct {
 		name   string
 		filter brownout.Filter

@@ -1,0 +1,231 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/levels"
+)
+
+func countSamples(tb testing.TB, db *DB) int {
+	tb.Helper()
+	var n int
+	if err := db.read.QueryRow(`SELECT count(*) FROM samples`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func TestSampleWriterFlushesOnClose(t *testing.T) {
+	db := MustOpenDB(t)
+	// A flush interval far beyond the test: only Close writes.
+	w := NewSampleWriter(db, time.Hour, 1000, nil)
+	for _, s := range genSamples("checkout", ts(0), time.Second, 250) {
+		if !w.Enqueue(s) {
+			t.Fatal("enqueue refused with room in the queue")
+		}
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := countSamples(t, db); got != 250 {
+		t.Fatalf("got %d samples after Close, want 250", got)
+	}
+	if w.Enqueue(brownout.Sample{Service: "checkout", At: ts(time.Hour)}) {
+		t.Fatal("enqueue after Close accepted")
+	}
+	if w.Dropped() != 1 {
+		t.Fatalf("got %d dropped, want 1", w.Dropped())
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestSampleWriterFlushesOnTimerAndSize(t *testing.T) {
+	db := MustOpenDB(t)
+	var flushes atomic.Int64
+	db.SetObserver(func(op string, _ time.Duration) {
+		if op == "write_samples" {
+			flushes.Add(1)
+		}
+	})
+	w := NewSampleWriter(db, 20*time.Millisecond, 100, nil)
+	defer w.Close(context.Background())
+	samples := genSamples("checkout", ts(0), time.Second, 350)
+	for _, s := range samples[:50] {
+		w.Enqueue(s)
+	}
+	// Written without Close, by the timer.
+	deadline := time.Now().Add(5 * time.Second)
+	for countSamples(t, db) < 50 {
+		if time.Now().After(deadline) {
+			t.Fatal("timer flush never wrote")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, s := range samples[50:] {
+		for !w.Enqueue(s) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := countSamples(t, db); got != 350 {
+		t.Fatalf("got %d samples, want 350", got)
+	}
+	// No batch holds more than maxBatch: 300 more samples need >= 3 writes.
+	if got := flushes.Load(); got < 4 {
+		t.Fatalf("got %d flushes, want >= 4", got)
+	}
+}
+
+func TestSampleWriterCountsDrops(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	const maxBatch = 10
+	w := NewSampleWriter(db, time.Millisecond, maxBatch, nil)
+
+	// Hold the single write connection so that the writer blocks in its
+	// first flush and the queue fills up.
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	accepted, refused := 0, 0
+	for _, s := range genSamples("checkout", ts(0), time.Second, n) {
+		if w.Enqueue(s) {
+			accepted++
+		} else {
+			refused++
+		}
+	}
+	// At most one batch in flight plus a full queue (4×maxBatch).
+	if accepted > 5*maxBatch {
+		t.Fatalf("accepted %d with the writer blocked, want <= %d", accepted, 5*maxBatch)
+	}
+	if got := w.Dropped(); got != uint64(refused) || refused < n-5*maxBatch {
+		t.Fatalf("got %d dropped, %d refused; want equal and >= %d", got, refused, n-5*maxBatch)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := countSamples(t, db); got != accepted {
+		t.Fatalf("stored %d samples, accepted %d", got, accepted)
+	}
+}
+
+// TestConcurrentReadersAndWriters runs the sample writer, config writers
+// and readers at once; under -race it also checks the package's own
+// synchronisation. No SQLITE_BUSY may surface.
+func TestConcurrentReadersAndWriters(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	w := NewSampleWriter(db, 5*time.Millisecond, 50, nil)
+
+	const workers = 4
+	const rounds = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	report := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	var enqueued atomic.Int64
+	for i := range workers {
+		// Sample producers.
+		wg.Go(func() {
+			svc := fmt.Sprintf("svc-%d", i)
+			for j, s := range genSamples(svc, ts(0), time.Second, rounds*10) {
+				if w.Enqueue(s) {
+					enqueued.Add(1)
+				}
+				if j%10 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+		// Config, state and audit writers.
+		wg.Go(func() {
+			svc := fmt.Sprintf("svc-%d", i)
+			for j := range rounds {
+				a := brownout.AuditEntry{At: ts(time.Duration(j) * time.Second), Actor: "w", Action: "put", Target: "service:" + svc}
+				if err := db.PutServiceThresholds(ctx, svc, levels.Default(), a); err != nil {
+					report(err)
+				}
+				st := brownout.ServiceState{Name: svc, Version: uint64(j + 1), Level: j % 4, ChangedAt: ts(0)}
+				if err := db.SaveServiceState(ctx, st, []brownout.LevelChange{{Kind: brownout.KindEffective, At: ts(0), Version: st.Version}}); err != nil {
+					report(err)
+				}
+				o := brownout.Override{ID: fmt.Sprintf("%s-%d", svc, j), Service: svc, Level: 1, Reason: "r", CreatedAt: ts(0)}
+				if err := db.CreateOverride(ctx, o, a); err != nil {
+					report(err)
+				}
+			}
+		})
+		// Readers.
+		wg.Go(func() {
+			svc := fmt.Sprintf("svc-%d", i)
+			for range rounds {
+				if _, err := db.QuerySamples(ctx, svc, ts(0), ts(time.Hour), time.Minute); err != nil {
+					report(err)
+				}
+				if _, err := db.ListAudit(ctx, brownout.Filter{Service: svc, Limit: 10}); err != nil {
+					report(err)
+				}
+				if _, err := db.LoadServices(ctx); err != nil {
+					report(err)
+				}
+				if _, err := db.ActiveOverrides(ctx, ts(0)); err != nil {
+					report(err)
+				}
+				if _, _, err := db.ServiceThresholds(ctx, svc); err != nil {
+					report(err)
+				}
+			}
+		})
+	}
+	// Retention alongside.
+	wg.Go(func() {
+		for range 10 {
+			if err := db.Rollup(ctx, ts(time.Hour)); err != nil {
+				report(err)
+			}
+			if _, err := db.Prune(ctx, ts(10*time.Minute), 5*time.Minute, time.Hour, 20); err != nil {
+				report(err)
+			}
+		}
+	})
+	wg.Wait()
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if w.Dropped() != uint64(workers*rounds*10)-uint64(enqueued.Load()) {
+		t.Fatalf("dropped %d, enqueued %d of %d", w.Dropped(), enqueued.Load(), workers*rounds*10)
+	}
+	states, err := db.LoadServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range states {
+		if st.Version != rounds {
+			t.Errorf("%s: version %d, want %d", st.Name, st.Version, rounds)
+		}
+	}
+}
