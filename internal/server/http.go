@@ -154,6 +154,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 		}
 		p, err := s.auth.Authenticate(secret)
+		if err != nil && secret == "" {
+			// No credential at all is not a guess: no throttling.
+			s.metrics.AuthFailures.Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="brownout"`)
+			writeError(w, r, err)
+			return
+		}
 		if err != nil {
 			addr := clientAddr(r)
 			s.metrics.AuthFailures.Inc()

@@ -9,7 +9,7 @@ import (
 	"embed"
 	"log/slog"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -89,7 +89,9 @@ type Server struct {
 	throttle *auth.Throttle
 	router   chi.Router
 
-	conns sync.WaitGroup
+	// conns counts live websocket handlers. A WaitGroup would race: new
+	// upgrades may still arrive while shutdown waits.
+	conns atomic.Int64
 }
 
 // New builds the server and its routes. extra, when non-nil, is mounted at
@@ -116,11 +118,14 @@ func (s *Server) Router() chi.Router { return s.router }
 // WaitConnections waits until every websocket handler has returned or ctx
 // ends.
 func (s *Server) WaitConnections(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.conns.Load() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

@@ -76,7 +76,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns.Add(1)
-	defer s.conns.Done()
+	defer s.conns.Add(-1)
 	c.SetReadLimit(s.cfg.MaxFrame)
 
 	ctx, cancel := context.WithCancel(r.Context())
