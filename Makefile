@@ -1,0 +1,66 @@
+# Brownout — common tasks. CI calls these targets only.
+GO        ?= go
+PKGS      := ./...
+SUBMODS   := sdk/openfeature bench/resilience
+ADDR      ?= 127.0.0.1:8080
+DATA      ?= ./data
+
+.PHONY: all generate check-generated fmt fmt-check vet lint test test-short build run bench fuzz soak clean
+
+all: build
+
+## generate: regenerate templ pages (templ is pinned as a Go tool in go.mod)
+generate:
+	$(GO) tool templ generate
+
+## check-generated: fail when generated files are stale or unformatted
+check-generated:
+	$(GO) tool templ generate
+	$(GO) tool templ fmt -fail web 2>/dev/null || $(GO) tool templ fmt web
+	git diff --exit-code -- web || (echo "generated templ files are stale: run make generate and commit" >&2; exit 1)
+
+## fmt: format Go and templ sources
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+	$(GO) tool templ fmt web
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_templ.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+	@for m in $(SUBMODS); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+lint: fmt-check vet
+
+## test: vet, gofmt check and the whole suite under the race detector
+test: lint
+	$(GO) test -race -count=1 $(PKGS)
+	@for m in $(SUBMODS); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+test-short: lint
+	$(GO) test -short -race -count=1 $(PKGS)
+
+build:
+	$(GO) build -o bin/controlplane ./cmd/controlplane
+	$(GO) build -o bin/brownout-load ./cmd/brownout-load
+
+## run: the controller with the embedded SQLite store and demo services
+run:
+	$(GO) run ./cmd/controlplane serve --addr $(ADDR) --data $(DATA) --demo
+
+## bench: short versions of every benchmark and load measurement
+bench:
+	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; fi
+	@if [ -x bench/resilience/compare.sh ]; then cd bench/resilience && ./compare.sh; fi
+
+## fuzz: every fuzz target for a fixed time (FUZZTIME, default 20s each)
+fuzz:
+	scripts/fuzz.sh
+
+## soak: 30 minutes, 1,000 subscribers, 1,000 reports/s (not in CI)
+soak:
+	scripts/soak.sh
+
+clean:
+	rm -rf bin
