@@ -16,7 +16,7 @@ generate:
 ## check-generated: fail when generated files are stale or unformatted
 check-generated:
 	$(GO) tool templ generate
-	$(GO) tool templ fmt -fail web 2>/dev/null || $(GO) tool templ fmt web
+	$(GO) tool templ fmt web
 	git diff --exit-code -- web || (echo "generated templ files are stale: run make generate and commit" >&2; exit 1)
 
 ## fmt: format Go and templ sources
