@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -400,6 +401,11 @@ func TestComponentsInReports(t *testing.T) {
 	db, ok := r.Components["db"]
 	if !ok || db.Kind != "breaker" || db.State != "open" || len(db.Metrics) != component.MaxMetrics {
 		t.Fatalf("components = %+v", r.Components)
+	}
+	clean := sanitizeComponent(component.State{Kind: strings.Repeat("k", 70), Metrics: map[string]float64{
+		"ok": 1, "": 2, strings.Repeat("m", 65): 3, "nan": math.NaN(), "inf": math.Inf(1)}})
+	if len(clean.Kind) != 64 || len(clean.Metrics) != 1 || clean.Metrics["ok"] != 1 {
+		t.Fatalf("sanitized = %+v", clean)
 	}
 	if _, ok := r.Components["bad"]; ok {
 		t.Fatal("a panicking component must be left out")

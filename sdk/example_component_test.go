@@ -8,3 +8,5 @@ type dbPool struct{}
 func (dbPool) ComponentState() component.State {
 	return component.State{Kind: "bulkhead", Metrics: map[string]float64{"in_use": 3, "queued": 0}}
 }
+
+type componentState = component.State

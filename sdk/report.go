@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/brownout-io/brownout/sdk/component"
 )
@@ -80,17 +82,48 @@ func (c *Client) componentStates() map[string]component.State {
 		if !ok {
 			continue
 		}
-		if len(st.Metrics) > component.MaxMetrics {
-			keys := slices.Sorted(maps.Keys(st.Metrics))
-			m := make(map[string]float64, component.MaxMetrics)
-			for _, k := range keys[:component.MaxMetrics] {
-				m[k] = st.Metrics[k]
-			}
-			st.Metrics = m
-		}
-		out[name] = st
+		out[name] = sanitizeComponent(st)
 	}
 	return out
+}
+
+// maxComponentText bounds a component's kind, state and metric names, as
+// the controller does.
+const maxComponentText = 64
+
+// sanitizeComponent makes a component's state acceptable to the controller,
+// which refuses a whole report for one bad component: kind and state cut to
+// 64 bytes, metrics with empty or over-long names or non-finite values left
+// out, and at most component.MaxMetrics metrics kept, by name order.
+func sanitizeComponent(st component.State) component.State {
+	st.Kind = truncate(st.Kind, maxComponentText)
+	st.State = truncate(st.State, maxComponentText)
+	if len(st.Metrics) == 0 {
+		return st
+	}
+	m := make(map[string]float64, min(len(st.Metrics), component.MaxMetrics))
+	for _, k := range slices.Sorted(maps.Keys(st.Metrics)) {
+		v := st.Metrics[k]
+		if k == "" || len(k) > maxComponentText || math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		if len(m) == component.MaxMetrics {
+			break
+		}
+		m[k] = v
+	}
+	st.Metrics = m
+	return st
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (c *Client) componentState(name string, r component.Reporter) (st component.State, ok bool) {

@@ -40,11 +40,13 @@ func (s Source) String() string {
 
 // Override is an operator's decision that pins a service's level.
 type Override struct {
-	ID        string    `json:"id"`
-	Service   string    `json:"service"`
-	Level     Level     `json:"level"`
-	Reason    string    `json:"reason"`
-	Actor     string    `json:"actor"`
+	ID      string `json:"id"`
+	Service string `json:"service"`
+	Level   Level  `json:"level"`
+	Reason  string `json:"reason"`
+	Actor   string `json:"actor"`
+	// Emergency marks the global "force emergency mode" override.
+	Emergency bool      `json:"emergency,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
