@@ -1,0 +1,376 @@
+// Package timeout derives per-layer deadlines from a caller's remaining
+// budget and reports which layer ran out of time.
+//
+// A request that enters a service with 800ms left should not give its
+// database call a fixed 1s timeout: that call would outlive its caller. A
+// Layer computes its budget from the parent context's remaining time (a
+// Fraction of it, minus a Reserve kept for the work that follows, capped at
+// Timeout), so that each layer ends before the one that called it and has
+// time to report the failure. When a layer's deadline passes, Run returns an
+// *ExceededError naming that layer, so logs and metrics say "the inventory
+// call timed out", not just "context deadline exceeded".
+//
+// Run hands fn a context that costs nothing unless fn asks for its Done
+// channel: the deadline is checked with a clock read, and the timer and
+// channel are created only on demand, from a pool. That makes the success
+// path of Run allocation-free, at one cost: fn must not keep the context
+// after it returns. WithTimeout gives an ordinary context for callers that
+// do.
+package timeout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/brownout-io/brownout/sdk/component"
+	"github.com/brownout-io/brownout/sdk/resilience/clock"
+)
+
+// ExceededError reports that a layer's deadline passed. It matches
+// context.DeadlineExceeded with errors.Is, and unwraps to the error the call
+// returned (nil when the budget was too small to start the call).
+type ExceededError struct {
+	// Layer is the name of the layer whose deadline passed.
+	Layer string
+	// Budget is the time the layer granted the call.
+	Budget time.Duration
+	// NotStarted is true when the call was not made because the budget was
+	// below the layer's MinBudget.
+	NotStarted bool
+	// Err is what the call returned.
+	Err error
+}
+
+func (e *ExceededError) Error() string {
+	if e.NotStarted {
+		return fmt.Sprintf("timeout: layer %q not started: budget %v below minimum", e.Layer, e.Budget)
+	}
+	if e.Err == nil {
+		return fmt.Sprintf("timeout: layer %q exceeded its %v budget", e.Layer, e.Budget)
+	}
+	return fmt.Sprintf("timeout: layer %q exceeded its %v budget: %v", e.Layer, e.Budget, e.Err)
+}
+
+// Is makes errors.Is(err, context.DeadlineExceeded) true.
+func (e *ExceededError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// Unwrap returns the call's error.
+func (e *ExceededError) Unwrap() error { return e.Err }
+
+// ExpiredLayer returns the name of the innermost layer whose deadline
+// passed, if err carries an *ExceededError.
+func ExpiredLayer(err error) (string, bool) {
+	var e *ExceededError
+	if errors.As(err, &e) {
+		return e.Layer, true
+	}
+	return "", false
+}
+
+// Config configures a Layer.
+type Config struct {
+	// Name identifies the layer in errors and reports.
+	Name string
+	// Timeout caps the layer's budget; it is the whole budget when the
+	// parent context has no deadline. Zero means no cap (then a parent
+	// without a deadline gives an unbounded budget).
+	Timeout time.Duration
+	// Fraction of the parent's remaining time granted to the layer, in
+	// (0, 1]. Default 1.
+	Fraction float64
+	// Reserve is kept back from the parent's remaining time for the work
+	// after this layer returns (handling its error, writing a response).
+	Reserve time.Duration
+	// MinBudget makes Run fail fast, without calling fn, when the budget is
+	// smaller. Default 0: only a budget that is already spent fails fast.
+	MinBudget time.Duration
+	// Clock is the time source. Default: the coarse monotonic clock, so
+	// deadlines may fall up to about a millisecond early.
+	Clock clock.Clock
+}
+
+// Layer is one level of a timeout budget. It is immutable and safe for
+// concurrent use.
+type Layer struct {
+	name     string
+	timeout  int64
+	fraction float64
+	reserve  int64
+	min      int64
+	clk      clock.Clock
+	expired  atomic.Uint64
+}
+
+// New returns a Layer.
+func New(cfg Config) *Layer {
+	if cfg.Fraction <= 0 || cfg.Fraction > 1 {
+		cfg.Fraction = 1
+	}
+	return &Layer{
+		name:     cfg.Name,
+		timeout:  int64(cfg.Timeout),
+		fraction: cfg.Fraction,
+		reserve:  int64(cfg.Reserve),
+		min:      int64(cfg.MinBudget),
+		clk:      cfg.Clock,
+	}
+}
+
+// Name returns the layer's name.
+func (l *Layer) Name() string { return l.name }
+
+func (l *Layer) now() int64 {
+	if l.clk != nil {
+		return l.clk.Nanotime()
+	}
+	return clock.Coarse()
+}
+
+const unbounded = int64(1<<63 - 1)
+
+// budget returns the budget granted at now under ctx.
+func (l *Layer) budget(ctx context.Context, now int64) int64 {
+	b := unbounded
+	if l.timeout > 0 {
+		b = l.timeout
+	}
+	if d, ok := ctx.Deadline(); ok {
+		rem := clock.Reading(d) - now
+		if l.fraction < 1 {
+			rem = int64(float64(rem) * l.fraction)
+		}
+		b = min(b, rem-l.reserve)
+	}
+	return b
+}
+
+// Budget returns the time this layer would grant a call made now under ctx,
+// and whether that is enough to start it (positive and at least MinBudget).
+// An unbounded budget is reported as the largest Duration.
+func (l *Layer) Budget(ctx context.Context) (time.Duration, bool) {
+	b := l.budget(ctx, l.now())
+	return time.Duration(b), b > 0 && b >= l.min
+}
+
+// WithTimeout returns an ordinary context with the layer's deadline, whose
+// cause (context.Cause) is an *ExceededError naming the layer once the
+// deadline passes. The error is non-nil, and the context already done, when
+// the budget is too small to start. Unlike Run's context it may be kept
+// after the call; it allocates like context.WithDeadline.
+func (l *Layer) WithTimeout(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	now := l.now()
+	b := l.budget(ctx, now)
+	if b <= 0 || b < l.min {
+		c, cancel := context.WithCancelCause(ctx)
+		err := &ExceededError{Layer: l.name, Budget: time.Duration(max(b, 0)), NotStarted: true}
+		cancel(err)
+		return c, func() {}, err
+	}
+	if b == unbounded {
+		c, cancel := context.WithCancel(ctx)
+		return c, cancel, nil
+	}
+	c, cancel := context.WithDeadlineCause(ctx, clock.Time(now+b), &ExceededError{Layer: l.name, Budget: time.Duration(b)})
+	return c, cancel, nil
+}
+
+// Run calls fn with a context bounded by the layer's budget. It returns
+// fn's error, except that an error returned after the layer's own deadline
+// passed (and not already attributed to an inner layer) comes back as an
+// *ExceededError naming this layer and wrapping it. A result that arrives
+// in time is returned as is, even if the deadline passes just after. If the
+// budget is too small to start, fn is not called.
+//
+// fn must not use the context after it returns: it is recycled.
+func (l *Layer) Run(ctx context.Context, fn func(context.Context) error) error {
+	now := l.now()
+	b := l.budget(ctx, now)
+	if b <= 0 || b < l.min {
+		l.expired.Add(1)
+		return &ExceededError{Layer: l.name, Budget: time.Duration(max(b, 0)), NotStarted: true}
+	}
+	if b == unbounded {
+		return fn(ctx)
+	}
+	c := pool.Get().(*lazyCtx)
+	c.parent, c.deadline, c.clk = ctx, now+b, l.clk
+	err := fn(c)
+	timedOut := err != nil && (c.fired() || l.now() >= c.deadline)
+	c.release()
+	if !timedOut {
+		return err
+	}
+	var inner *ExceededError
+	if errors.As(err, &inner) {
+		return err // an inner layer ran out first
+	}
+	if ctx.Err() != nil {
+		if _, ok := ExpiredLayer(context.Cause(ctx)); ok {
+			return err // an outer layer's deadline: let it report
+		}
+	}
+	l.expired.Add(1)
+	return &ExceededError{Layer: l.name, Budget: time.Duration(b), Err: err}
+}
+
+// Expired returns how many calls exceeded this layer's budget, including
+// those not started for lack of budget.
+func (l *Layer) Expired() uint64 { return l.expired.Load() }
+
+// ComponentState implements component.Reporter: kind "timeout" with the
+// counter "expired" and the gauge "timeout_seconds" (0 when uncapped).
+func (l *Layer) ComponentState() component.State {
+	return component.State{Kind: "timeout", Metrics: map[string]float64{
+		"expired":         float64(l.expired.Load()),
+		"timeout_seconds": time.Duration(l.timeout).Seconds(),
+	}}
+}
+
+var pool = sync.Pool{New: func() any { return new(lazyCtx) }}
+
+// lazyCtx is the context Run passes to fn. It reports its deadline and
+// error from a clock read, and creates the Done channel, its timer and the
+// parent watch only when Done is called.
+type lazyCtx struct {
+	parent   context.Context
+	deadline int64
+	clk      clock.Clock
+
+	mu    sync.Mutex
+	done  atomic.Pointer[chan struct{}]
+	err   error
+	timer *time.Timer
+	stop  func() bool
+}
+
+func (c *lazyCtx) now() int64 {
+	if c.clk != nil {
+		return c.clk.Nanotime()
+	}
+	return clock.Coarse()
+}
+
+// Deadline implements context.Context.
+func (c *lazyCtx) Deadline() (time.Time, bool) { return clock.Time(c.deadline), true }
+
+// Value implements context.Context.
+func (c *lazyCtx) Value(key any) any { return c.parent.Value(key) }
+
+// Err implements context.Context.
+func (c *lazyCtx) Err() error {
+	if c.done.Load() != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.err
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if c.now() >= c.deadline {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// Done implements context.Context. The first call arms a timer and watches
+// the parent.
+func (c *lazyCtx) Done() <-chan struct{} {
+	if d := c.done.Load(); d != nil {
+		return *d
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := c.done.Load(); d != nil {
+		return *d
+	}
+	ch := make(chan struct{})
+	c.done.Store(&ch)
+	if err := c.parent.Err(); err != nil {
+		c.closeLocked(err)
+		return ch
+	}
+	rem := c.deadline - c.now()
+	if rem <= 0 {
+		c.closeLocked(context.DeadlineExceeded)
+		return ch
+	}
+	if c.timer == nil {
+		c.timer = time.AfterFunc(time.Duration(rem), c.fire)
+	} else {
+		c.timer.Reset(time.Duration(rem))
+	}
+	if c.parent.Done() != nil {
+		c.stop = context.AfterFunc(c.parent, c.parentDone)
+	}
+	return ch
+}
+
+func (c *lazyCtx) closeLocked(err error) {
+	if c.err == nil {
+		c.err = err
+		close(*c.done.Load())
+	}
+}
+
+// fire runs when the timer expires. A timer left over from an earlier use
+// of this recycled context finds the deadline not yet reached (or no
+// channel) and does nothing.
+func (c *lazyCtx) fire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done.Load() == nil {
+		return
+	}
+	if rem := c.deadline - c.now(); rem > 0 {
+		// The coarse clock lags the timer: check again shortly.
+		c.timer.Reset(time.Duration(rem))
+		return
+	}
+	c.closeLocked(context.DeadlineExceeded)
+}
+
+func (c *lazyCtx) parentDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done.Load() != nil && c.parent != nil {
+		c.closeLocked(c.parent.Err())
+	}
+}
+
+// fired reports whether the Done channel was closed by the deadline.
+func (c *lazyCtx) fired() bool {
+	if c.done.Load() == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == context.DeadlineExceeded
+}
+
+func (c *lazyCtx) release() {
+	if c.done.Load() != nil {
+		c.mu.Lock()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		if c.stop != nil {
+			c.stop()
+			c.stop = nil
+		}
+		c.done.Store(nil)
+		c.err = nil
+		c.parent = nil
+		c.mu.Unlock()
+	}
+	c.parent, c.clk = nil, nil
+	pool.Put(c)
+}
+
+// String describes the context for debugging.
+func (c *lazyCtx) String() string {
+	return fmt.Sprintf("timeout.Run(deadline in %v)", time.Duration(c.deadline-c.now()))
+}

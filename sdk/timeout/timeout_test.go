@@ -1,0 +1,189 @@
+package timeout
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout/sdk/resilience/clock"
+)
+
+func TestBudgetDerivation(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	parent, cancel := context.WithDeadline(context.Background(), clock.Time(clk.Nanotime()).Add(time.Second))
+	defer cancel()
+	cases := []struct {
+		cfg  Config
+		want time.Duration
+		ok   bool
+	}{
+		{Config{}, time.Second, true},
+		{Config{Fraction: 0.5}, 500 * time.Millisecond, true},
+		{Config{Reserve: 100 * time.Millisecond}, 900 * time.Millisecond, true},
+		{Config{Fraction: 0.8, Reserve: 50 * time.Millisecond}, 750 * time.Millisecond, true},
+		{Config{Timeout: 200 * time.Millisecond, Fraction: 0.5}, 200 * time.Millisecond, true},
+		{Config{Reserve: 2 * time.Second}, -time.Second, false},
+		{Config{MinBudget: 2 * time.Second}, time.Second, false},
+	}
+	for i, c := range cases {
+		c.cfg.Clock = clk
+		got, ok := New(c.cfg).Budget(parent)
+		if got != c.want || ok != c.ok {
+			t.Errorf("case %d: budget %v ok %v, want %v %v", i, got, ok, c.want, c.ok)
+		}
+	}
+	// Without a parent deadline only Timeout bounds the budget.
+	if got, ok := New(Config{Timeout: time.Second, Fraction: 0.1, Clock: clk}).Budget(context.Background()); got != time.Second || !ok {
+		t.Errorf("no parent deadline: %v", got)
+	}
+}
+
+// Each layer's deadline is strictly inside its parent's.
+func TestNestedDeadlinesShrink(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	outer := New(Config{Name: "handler", Timeout: time.Second, Reserve: 100 * time.Millisecond, Clock: clk})
+	inner := New(Config{Name: "db", Fraction: 0.5, Reserve: 50 * time.Millisecond, Clock: clk})
+	var outerDL, innerDL time.Time
+	err := outer.Run(context.Background(), func(ctx context.Context) error {
+		outerDL, _ = ctx.Deadline()
+		return inner.Run(ctx, func(ctx context.Context) error {
+			innerDL, _ = ctx.Deadline()
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := clock.Time(clk.Nanotime())
+	if outerDL.Sub(start) != time.Second || innerDL.Sub(start) != 450*time.Millisecond {
+		t.Fatalf("outer %v inner %v", outerDL.Sub(start), innerDL.Sub(start))
+	}
+}
+
+// The layer whose deadline passed is the one named in the error.
+func TestReportsExpiredLayer(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	outer := New(Config{Name: "handler", Timeout: time.Second, Clock: clk})
+	inner := New(Config{Name: "inventory", Fraction: 0.5, Clock: clk})
+
+	// The inner call overruns its 500ms; the outer still has time.
+	err := outer.Run(context.Background(), func(ctx context.Context) error {
+		return inner.Run(ctx, func(ctx context.Context) error {
+			clk.Advance(600 * time.Millisecond)
+			return ctx.Err()
+		})
+	})
+	if layer, ok := ExpiredLayer(err); !ok || layer != "inventory" {
+		t.Fatalf("want inventory, got %v", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("ExceededError must match context.DeadlineExceeded")
+	}
+
+	// The inner call is fast; the work after it overruns the outer budget.
+	err = outer.Run(context.Background(), func(ctx context.Context) error {
+		if err := inner.Run(ctx, func(context.Context) error { return nil }); err != nil {
+			return err
+		}
+		clk.Advance(2 * time.Second)
+		return ctx.Err()
+	})
+	if layer, ok := ExpiredLayer(err); !ok || layer != "handler" {
+		t.Fatalf("want handler, got %v", err)
+	}
+
+	// A result that arrives in time is not turned into a timeout.
+	err = outer.Run(context.Background(), func(ctx context.Context) error {
+		return errors.New("bad request")
+	})
+	if _, ok := ExpiredLayer(err); ok || err.Error() != "bad request" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestNotStartedWhenBudgetTooSmall(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	parent, cancel := context.WithDeadline(context.Background(), clock.Time(clk.Nanotime()).Add(100*time.Millisecond))
+	defer cancel()
+	l := New(Config{Name: "search", MinBudget: 200 * time.Millisecond, Clock: clk})
+	called := false
+	err := l.Run(parent, func(context.Context) error { called = true; return nil })
+	var e *ExceededError
+	if called || !errors.As(err, &e) || !e.NotStarted || e.Layer != "search" {
+		t.Fatalf("called %v err %v", called, err)
+	}
+	if _, _, err := l.WithTimeout(parent); err == nil {
+		t.Fatal("WithTimeout must refuse too small a budget")
+	}
+}
+
+// With the real clock, a call that blocks on Done is released by the
+// deadline and reported as this layer's timeout; the parent's cancellation
+// also reaches it.
+func TestDoneFiresOnDeadlineAndParentCancel(t *testing.T) {
+	l := New(Config{Name: "rpc", Timeout: 20 * time.Millisecond, Clock: clock.Precise{}})
+	err := l.Run(context.Background(), func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if layer, ok := ExpiredLayer(err); !ok || layer != "rpc" {
+		t.Fatalf("got %v", err)
+	}
+	parent, cancel := context.WithCancel(context.Background())
+	long := New(Config{Name: "long", Timeout: time.Hour})
+	go func() { time.Sleep(5 * time.Millisecond); cancel() }()
+	err = long.Run(parent, func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	// Recycled contexts start clean.
+	for i := 0; i < 100; i++ {
+		if err := long.Run(context.Background(), func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			default:
+				return nil
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWithTimeoutCause(t *testing.T) {
+	l := New(Config{Name: "cache", Timeout: time.Millisecond, Clock: clock.Precise{}})
+	ctx, cancel, err := l.WithTimeout(context.Background())
+	defer cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ctx.Done()
+	if layer, ok := ExpiredLayer(context.Cause(ctx)); !ok || layer != "cache" {
+		t.Fatalf("cause %v", context.Cause(ctx))
+	}
+}
+
+func TestRunAllocatesNothing(t *testing.T) {
+	l := New(Config{Name: "x", Timeout: time.Second})
+	ctx := context.Background()
+	fn := func(ctx context.Context) error { _, _ = ctx.Deadline(); return ctx.Err() }
+	l.Run(ctx, fn)
+	if n := testing.AllocsPerRun(1000, func() { _ = l.Run(ctx, fn) }); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}
+
+func BenchmarkRun(b *testing.B) {
+	l := New(Config{Name: "x", Timeout: time.Second})
+	ctx := context.Background()
+	fn := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_ = l.Run(ctx, fn)
+	}
+}
