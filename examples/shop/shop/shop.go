@@ -1,0 +1,294 @@
+// Package shop is a small web shop whose optional features cost real CPU and
+// are gated by Brownout flags: as the controller degrades the service, the
+// expensive parts switch off and the core (product pages, checkout) stays
+// fast.
+//
+// Features and the flags that gate them:
+//
+//   - recommendations: "customers also bought", a similarity scan over the
+//     catalogue (flag recommendations; the /api/recommendations route is
+//     also shed with 503 from ESSENTIAL on);
+//   - personalization: a ranking of categories derived from the user
+//     (flag personalization);
+//   - analytics: per-request event aggregation (flag analytics);
+//   - real-time inventory: stock recomputed from the ledger instead of the
+//     cached count (flag real_time_data).
+package shop
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/brownout-io/brownout/sdk"
+)
+
+// Flag names, as in the controller's default flag sets.
+const (
+	FlagRecommendations = "recommendations"
+	FlagPersonalization = "personalization"
+	FlagAnalytics       = "analytics"
+	FlagRealTimeData    = "real_time_data"
+)
+
+// Sizes that set what each feature costs; a recommendation scan is a few
+// milliseconds of CPU on a laptop.
+const (
+	catalogSize   = 2000
+	vectorDims    = 64
+	ledgerPerItem = 1000
+	analyticsSize = 10000
+	hashRounds    = 2000
+)
+
+// Product is one catalogue entry.
+type Product struct {
+	ID       int     `json:"id"`
+	Name     string  `json:"name"`
+	Category string  `json:"category"`
+	Price    float64 `json:"price"`
+}
+
+// Page is a product page; optional parts are omitted when their feature is
+// off.
+type Page struct {
+	Product         Product   `json:"product"`
+	Stock           int       `json:"stock"`
+	StockRealTime   bool      `json:"stock_real_time"`
+	Recommendations []Product `json:"recommendations,omitempty"`
+	ForYou          []string  `json:"for_you,omitempty"`
+	Level           string    `json:"level"`
+}
+
+var categories = []string{"books", "garden", "kitchen", "music", "outdoor", "toys", "tools", "games"}
+
+// Shop holds the catalogue and the in-memory feature state.
+type Shop struct {
+	client   *sdk.Client
+	products []Product
+	vectors  [][]float64
+	ledger   [][]int32 // per product: stock movements
+	cached   []int     // per product: stock as of the last batch update
+
+	mu     sync.Mutex
+	events map[string]int // analytics: views per category
+	recent []float64      // analytics: prices of the latest views
+	p95    float64        // analytics: 95th percentile of recent prices
+}
+
+// New returns the shop's HTTP handler, counting requests and 5xx for the
+// client's reports.
+func New(client *sdk.Client) http.Handler {
+	s := newShop(client, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.HandleFunc("GET /products/{id}", s.product)
+	mux.Handle("GET /api/recommendations/{id}", client.Shed(sdk.LevelEssential, http.HandlerFunc(s.recommendations)))
+	mux.HandleFunc("GET /api/analytics", s.analytics)
+	mux.HandleFunc("POST /checkout/{id}", s.checkout)
+	mux.HandleFunc("GET /status", s.status)
+	return client.Middleware(mux)
+}
+
+func newShop(client *sdk.Client, seed uint64) *Shop {
+	rnd := rand.New(rand.NewPCG(seed, seed))
+	s := &Shop{client: client, events: make(map[string]int)}
+	for i := range catalogSize {
+		s.products = append(s.products, Product{
+			ID:       i,
+			Name:     "Product " + strconv.Itoa(i),
+			Category: categories[rnd.IntN(len(categories))],
+			Price:    math.Round(rnd.Float64()*10000) / 100,
+		})
+		v := make([]float64, vectorDims)
+		for d := range v {
+			v[d] = rnd.NormFloat64()
+		}
+		s.vectors = append(s.vectors, v)
+		moves := make([]int32, ledgerPerItem)
+		stock := 0
+		for m := range moves {
+			moves[m] = int32(rnd.IntN(21) - 8)
+			stock += int(moves[m])
+		}
+		s.ledger = append(s.ledger, moves)
+		s.cached = append(s.cached, max(stock, 0))
+	}
+	return s
+}
+
+func (s *Shop) lookup(w http.ResponseWriter, r *http.Request) (Product, bool) {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id < 0 || id >= len(s.products) {
+		http.Error(w, "no such product", http.StatusNotFound)
+		return Product{}, false
+	}
+	return s.products[id], true
+}
+
+func (s *Shop) index(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]any{"products": s.products[:20], "level": s.client.Level().String()})
+}
+
+func (s *Shop) product(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	page := Page{Product: p, Level: s.client.Level().String()}
+	page.Stock, page.StockRealTime = s.stock(p.ID)
+	if s.client.Enabled(FlagRecommendations) {
+		page.Recommendations = s.recommend(p.ID, 5)
+	}
+	if s.client.Enabled(FlagPersonalization) {
+		page.ForYou = s.personalize(r.Header.Get("X-User"))
+	}
+	if s.client.Enabled(FlagAnalytics) {
+		s.record(p)
+	}
+	writeJSON(w, page)
+}
+
+func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	if !s.client.Enabled(FlagRecommendations) {
+		writeJSON(w, []Product{})
+		return
+	}
+	writeJSON(w, s.recommend(p.ID, 10))
+}
+
+func (s *Shop) analytics(w http.ResponseWriter, r *http.Request) {
+	if !s.client.Enabled(FlagAnalytics) {
+		http.Error(w, "analytics are off at this level", http.StatusNotFound)
+		return
+	}
+	s.mu.Lock()
+	views := make(map[string]int, len(s.events))
+	for k, v := range s.events {
+		views[k] = v
+	}
+	p95 := s.p95
+	s.mu.Unlock()
+	writeJSON(w, map[string]any{"views": views, "price_p95": p95})
+}
+
+// checkout is the core: never gated, always cheap.
+func (s *Shop) checkout(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+	writeJSON(w, map[string]any{"ordered": p.ID, "total": p.Price})
+}
+
+func (s *Shop) status(w http.ResponseWriter, r *http.Request) {
+	st := s.client.State()
+	writeJSON(w, map[string]any{
+		"level": st.Level.String(), "version": st.Version, "source": st.Source.String(), "flags": st.Flags,
+	})
+}
+
+// stock recomputes the stock from the ledger when real-time data is on,
+// else serves the cached count.
+func (s *Shop) stock(id int) (int, bool) {
+	if !s.client.Enabled(FlagRealTimeData) {
+		return s.cached[id], false
+	}
+	// Replaying the ledger of the product's whole category stands for the
+	// round trips a real inventory service would make.
+	total := 0
+	for i, p := range s.products {
+		if p.Category != s.products[id].Category {
+			continue
+		}
+		sum := 0
+		for _, m := range s.ledger[i] {
+			sum += int(m)
+		}
+		if i == id {
+			total = max(sum, 0)
+		}
+	}
+	return total, true
+}
+
+// recommend scans the whole catalogue for the n products most similar to id.
+func (s *Shop) recommend(id, n int) []Product {
+	type scored struct {
+		id    int
+		score float64
+	}
+	v := s.vectors[id]
+	all := make([]scored, 0, len(s.products)-1)
+	for i, u := range s.vectors {
+		if i == id {
+			continue
+		}
+		var dot, nu, nv float64
+		for d := range u {
+			dot += u[d] * v[d]
+			nu += u[d] * u[d]
+			nv += v[d] * v[d]
+		}
+		all = append(all, scored{i, dot / math.Sqrt(nu*nv)})
+	}
+	slices.SortFunc(all, func(a, b scored) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return a.id - b.id
+	})
+	out := make([]Product, 0, n)
+	for _, sc := range all[:n] {
+		out = append(out, s.products[sc.id])
+	}
+	return out
+}
+
+// personalize derives a ranking of categories from the user by repeated
+// hashing, standing for a model evaluation.
+func (s *Shop) personalize(user string) []string {
+	sum := sha256.Sum256([]byte(user))
+	for range hashRounds {
+		sum = sha256.Sum256(sum[:])
+	}
+	ranked := slices.Clone(categories)
+	rnd := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(sum[:8]), binary.LittleEndian.Uint64(sum[8:16])))
+	rnd.Shuffle(len(ranked), func(i, j int) { ranked[i], ranked[j] = ranked[j], ranked[i] })
+	return ranked[:3]
+}
+
+// record counts a view and recomputes a percentile over the latest views,
+// as an analytics pipeline would on every event.
+func (s *Shop) record(p Product) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events[p.Category]++
+	if len(s.recent) == analyticsSize {
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:analyticsSize-1]
+	}
+	s.recent = append(s.recent, p.Price)
+	sorted := slices.Clone(s.recent)
+	slices.Sort(sorted)
+	s.p95 = sorted[len(sorted)*95/100]
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
