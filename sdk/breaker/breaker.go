@@ -405,6 +405,28 @@ func (t Token) Done(err error) {
 	}
 }
 
+// Abandon gives up a Token whose call was not made after all (a later
+// stage rejected it): nothing is recorded and a half-open probe slot is
+// given back. Call it instead of Done, not after it.
+func (t Token) Abandon() {
+	if t.kind == kindProbe {
+		t.b.releaseProbe(t.word)
+	}
+}
+
+func (b *Breaker) releaseProbe(w uint64) {
+	gen := w >> 8 & 0xffffffff
+	for {
+		p := b.probe.Load()
+		if b.word.Load() != w || p>>32 != gen || p>>16&0xffff == 0 {
+			return
+		}
+		if b.probe.CompareAndSwap(p, p-1<<16) {
+			return
+		}
+	}
+}
+
 func (b *Breaker) record(t Token, err error) {
 	if b.word.Load() != t.word {
 		return // the outcome belongs to an earlier period
@@ -532,16 +554,8 @@ func (b *Breaker) probeDone(t Token, err error) {
 	now := b.now()
 	gen := w >> 8 & 0xffffffff
 	if err != nil && b.isIgnored(err) {
-		// Not a verdict: give the probe slot back.
-		for {
-			p := b.probe.Load()
-			if p>>32 != gen || p>>16&0xffff == 0 {
-				return
-			}
-			if b.probe.CompareAndSwap(p, p-1<<16) {
-				return
-			}
-		}
+		b.releaseProbe(w) // not a verdict: give the probe slot back
+		return
 	}
 	if (err != nil && b.isFailure(err)) || (b.slowNs > 0 && now-t.start >= b.slowNs) {
 		b.transition(w, Open, now)

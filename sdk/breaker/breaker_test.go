@@ -142,6 +142,28 @@ func TestHalfOpenCycle(t *testing.T) {
 	}
 }
 
+func TestAbandonGivesProbeBack(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	b := New(Config{MinimumCalls: 1, OpenDuration: time.Second, HalfOpenProbes: 1, Clock: clk})
+	call(b, errBoom)
+	clk.Advance(time.Second)
+	p, _ := b.Allow()
+	if _, err := b.Allow(); !errors.Is(err, ErrTooManyProbes) {
+		t.Fatal("second probe admitted")
+	}
+	p.Abandon()
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatalf("abandoned slot not given back: %v", err)
+	}
+	p.Done(context.Canceled) // ignored outcome: slot given back too
+	if p, err = b.Allow(); err != nil {
+		t.Fatalf("canceled probe's slot not given back: %v", err)
+	}
+	p.Done(nil)
+	must(t, b, Closed)
+}
+
 func TestHalfOpenTimeoutReopens(t *testing.T) {
 	clk := clock.NewManual(time.Hour)
 	b := New(Config{MinimumCalls: 1, OpenDuration: time.Second, HalfOpenProbes: 1,
