@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"nhooyr.io/websocket"
+)
+
+// IngestResult is one sustained ingest measurement.
+type IngestResult struct {
+	Transport   string  `json:"transport"`
+	Subscribers int     `json:"subscribers,omitempty"`
+	Services    int     `json:"services"`
+	Offered     int     `json:"offered_per_s,omitempty"`
+	Seconds     float64 `json:"seconds"`
+	Sent        int64   `json:"sent"`
+	SendErrors  int64   `json:"send_errors"`
+	// Accepted is the controller's own count (brownout_reports_ingested_total
+	// delta), Rejected its refusals.
+	Accepted    float64 `json:"accepted"`
+	Rejected    float64 `json:"rejected"`
+	AcceptedPS  float64 `json:"accepted_per_s"`
+	ErrorFrames int64   `json:"error_frames,omitempty"`
+	// Persistence: samples written and dropped by the store while the
+	// reports came in, and history points found afterwards.
+	SamplesDropped  float64  `json:"samples_dropped"`
+	SampleWrites    float64  `json:"sample_write_txs"`
+	HistoryPoints   int      `json:"history_points"`
+	HistoryExpected int      `json:"history_points_expected"`
+	CPUSeconds      float64  `json:"controller_cpu_seconds"`
+	RSSKiB          int64    `json:"controller_rss_kib"`
+	Errors          []string `json:"errors,omitempty"`
+}
+
+func runIngest(ctx context.Context, o *options, res *Results, log io.Writer) error {
+	n := o.subs[0]
+	t, err := openTarget(ctx, o, n, "ingest")
+	if err != nil {
+		return err
+	}
+	defer t.cleanup()
+	var errs []error
+	if o.reports > 0 && o.ingestFor > 0 {
+		r := &IngestResult{Transport: "ws", Subscribers: n, Services: len(t.services), Offered: o.reports}
+		res.Ingest = append(res.Ingest, r)
+		if err := ingestWS(ctx, o, t, n, r, log); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			errs = append(errs, err)
+		}
+	}
+	if o.httpFor > 0 {
+		r := &IngestResult{Transport: "http", Services: len(t.services)}
+		res.Ingest = append(res.Ingest, r)
+		if err := ingestHTTP(ctx, o, t, r, log); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reportFrames are a few websocket report frames with signals well below
+// every default threshold, so that ingest does not change levels.
+func reportFrames() [][]byte {
+	var out [][]byte
+	for i := 0; i < 16; i++ {
+		out = append(out, []byte(fmt.Sprintf(`{"type":"report","cpu_percent":%d.5,"memory_percent":%d,"requests":%d,"errors":%d}`,
+			20+i, 30+i, 100+i, i%2)))
+	}
+	return out
+}
+
+func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult, log io.Writer) error {
+	f := newFleet(t.wsBase(), t.services, t.tokens, n)
+	defer f.closeAll()
+	o.logf(log, "ingest: connecting %d subscribers", n)
+	if failed, _ := f.connectAll(ctx, o.par); failed > 0 {
+		return fmt.Errorf("%d of %d connections failed", failed, n)
+	}
+	if !f.waitConverged(ctx, 30*time.Second) {
+		return errors.New("subscribers did not receive the first state")
+	}
+	before, err := t.api.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	from := time.Now().UTC()
+	o.logf(log, "ingest: offering %d reports/s over websockets for %s", o.reports, o.ingestFor)
+	sent, failed, took := f.pump(ctx, o.reports, o.ingestFor)
+	to := time.Now().UTC()
+	time.Sleep(2 * time.Second) // one flush interval and a tick
+	after, err := t.api.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	r.Seconds, r.Sent, r.SendErrors, r.ErrorFrames = took.Seconds(), sent, failed, f.errFrames.Load()
+	fillIngest(r, before, after, "ws")
+	r.AcceptedPS = r.Accepted / took.Seconds()
+	if t.pid > 0 {
+		r.RSSKiB, _ = rssKiB(t.pid)
+	}
+	r.HistoryPoints, r.HistoryExpected, err = historyPoints(ctx, t, from, to)
+	o.logf(log, "ingest: ws sent %d in %.1fs; controller accepted %.0f (%.0f/s), rejected %.0f; history %d/%d points; dropped samples %.0f",
+		sent, took.Seconds(), r.Accepted, r.AcceptedPS, r.Rejected, r.HistoryPoints, r.HistoryExpected, r.SamplesDropped)
+	return err
+}
+
+func fillIngest(r *IngestResult, before, after map[string]float64, transport string) {
+	d := func(k string) float64 { return after[k] - before[k] }
+	r.Accepted = d(`brownout_reports_ingested_total{transport="` + transport + `"}`)
+	for k := range after {
+		if bytes.HasPrefix([]byte(k), []byte(`brownout_reports_rejected_total{`)) && bytes.Contains([]byte(k), []byte(`transport="`+transport+`"`)) {
+			r.Rejected += d(k)
+		}
+	}
+	r.SamplesDropped = d("brownout_samples_dropped_total")
+	r.SampleWrites = d(`brownout_store_write_seconds_count{op="write_samples"}`)
+	r.CPUSeconds = d("process_cpu_seconds_total")
+}
+
+// historyPoints counts the per-second sample points stored for every
+// service over [from, to): the reports reached the store.
+func historyPoints(ctx context.Context, t *target, from, to time.Time) (got, want int, err error) {
+	from = from.Add(2 * time.Second).Truncate(time.Second)
+	to = to.Add(-time.Second).Truncate(time.Second)
+	if !to.After(from) {
+		return 0, 0, nil
+	}
+	for _, s := range t.services {
+		var out struct {
+			Items []struct{} `json:"items"`
+		}
+		q := url.Values{"service": {s}, "from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "step": {"1s"}}
+		if _, err := t.api.do(ctx, http.MethodGet, "/api/v1/history/samples?"+q.Encode(), nil, &out); err != nil {
+			return got, want, err
+		}
+		got += len(out.Items)
+		want += int(to.Sub(from) / time.Second)
+	}
+	return got, want, nil
+}
+
+// pump sends rate reports per second, spread round-robin over the
+// connected subscribers, for d; it returns what was sent and how long it
+// took. Senders catch up after a stall but never send ahead of schedule.
+func (f *fleet) pump(ctx context.Context, rate int, d time.Duration) (sent, failed int64, took time.Duration) {
+	const workers = 8
+	frames := reportFrames()
+	var nSent, nFailed atomic.Int64
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			perSecond := float64(rate) / workers
+			var mine []*subscriber
+			for i := w; i < len(f.subs); i += workers {
+				mine = append(mine, f.subs[i])
+			}
+			if len(mine) == 0 {
+				return
+			}
+			var done int64
+			next := 0
+			for ctx.Err() == nil {
+				due := int64(time.Since(start).Seconds() * perSecond)
+				if done >= due {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				for ; done < due && ctx.Err() == nil; done++ {
+					s := mine[next%len(mine)]
+					next++
+					c := s.conn.Load()
+					if c == nil {
+						nFailed.Add(1)
+						continue
+					}
+					wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+					err := c.Write(wctx, websocket.MessageText, frames[next%len(frames)])
+					wcancel()
+					if err != nil {
+						if ctx.Err() == nil {
+							nFailed.Add(1)
+						}
+						continue
+					}
+					nSent.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nSent.Load(), nFailed.Load(), time.Since(start)
+}
+
+func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log io.Writer) error {
+	bodies := make([][]byte, len(t.services))
+	for i, s := range t.services {
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for j := 0; j < o.httpBatch; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"service":%q,"instance":"h-%d","cpu_percent":%d.5,"memory_percent":%d,"requests":%d,"errors":%d}`,
+				s, j%50, 20+j%10, 30+j%10, 100+j%7, j%2)
+		}
+		b.WriteByte(']')
+		bodies[i] = b.Bytes()
+	}
+	before, err := t.api.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	o.logf(log, "ingest: HTTP batches of %d with %d senders for %s", o.httpBatch, o.httpWorkers, o.httpFor)
+	from := time.Now().UTC()
+	hctx, cancel := context.WithTimeout(ctx, o.httpFor)
+	defer cancel()
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.httpWorkers}}
+	for w := 0; w < o.httpWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; hctx.Err() == nil; k += o.httpWorkers {
+				req, _ := http.NewRequestWithContext(hctx, http.MethodPost, t.url+"/api/v1/reports", bytes.NewReader(bodies[k%len(bodies)]))
+				req.Header.Set("Authorization", "Bearer "+t.token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					if hctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+					continue
+				}
+				sent.Add(int64(o.httpBatch))
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(from)
+	to := time.Now().UTC()
+	time.Sleep(2 * time.Second)
+	after, err := t.api.metrics(ctx)
+	if err != nil {
+		return err
+	}
+	r.Seconds, r.Sent, r.SendErrors = took.Seconds(), sent.Load(), failed.Load()
+	fillIngest(r, before, after, "http")
+	r.AcceptedPS = r.Accepted / took.Seconds()
+	if t.pid > 0 {
+		r.RSSKiB, _ = rssKiB(t.pid)
+	}
+	r.HistoryPoints, r.HistoryExpected, err = historyPoints(ctx, t, from, to)
+	o.logf(log, "ingest: http accepted %.0f (%.0f/s) in batches of %s; history %d/%d points",
+		r.Accepted, r.AcceptedPS, strconv.Itoa(o.httpBatch), r.HistoryPoints, r.HistoryExpected)
+	return err
+}

@@ -1,0 +1,207 @@
+// Command brownout-load measures a Brownout controller over loopback:
+// propagation of changes to many websocket subscribers (against a bare
+// websocket broadcaster measured by the same client code in the same run),
+// report ingest over websockets and HTTP, memory and goroutines per
+// subscriber, and a reconnect storm after the controller is killed.
+//
+// Usage:
+//
+//	brownout-load prop    --bin bin/controlplane --subs 1000,5000,10000
+//	brownout-load ingest  --bin bin/controlplane --subs 1000 --reports 50000 --ingest-for 60s
+//	brownout-load storm   --bin bin/controlplane --subs 10000
+//	brownout-load all     --bin bin/controlplane --json results.json
+//	brownout-load baseline-server --addr 127.0.0.1:0
+//
+// With --bin the tool starts (and always stops) a fresh controller with a
+// temporary data directory for each measurement; with --url, --token and
+// --pid it measures a controller that is already running (storm needs
+// --bin). Every target must be a loopback address, and every phase is
+// bounded in count and time (--max-duration bounds the whole run).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "brownout-load:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `Usage: brownout-load <prop|ingest|storm|all|baseline-server> [flags]
+
+  prop             propagation p50/p99/max over --changes overrides, against the
+                   bare broadcaster floor; RSS and goroutines per idle subscriber
+  ingest           reports/s over websockets (--reports, --ingest-for) and HTTP
+                   batches (--http-for), checked against /metrics and history
+  storm            SIGKILL the controller with every subscriber connected, restart
+                   it, time until all are back on the current version (needs --bin)
+  all              prop, ingest and storm in sequence
+  baseline-server  the bare websocket broadcaster (started by prop itself)
+
+Run "brownout-load <mode> -h" for the flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return errors.New("a mode is required")
+		}
+		return nil
+	}
+	mode, rest := args[0], args[1:]
+	if mode == "baseline-server" {
+		return baselineServerCmd(rest)
+	}
+	o, err := parseOptions(mode, rest, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.maxDuration)
+	defer cancel()
+
+	res := &Results{Machine: describeMachine(), StartedAt: time.Now().UTC(), Mode: mode}
+	switch mode {
+	case "prop":
+		err = runProp(ctx, o, res, stderr)
+	case "ingest":
+		err = runIngest(ctx, o, res, stderr)
+	case "storm":
+		err = runStorm(ctx, o, res, stderr)
+	case "all":
+		err = errors.Join(runProp(ctx, o, res, stderr), runIngest(ctx, o, res, stderr), runStorm(ctx, o, res, stderr))
+	default:
+		return fmt.Errorf("unknown mode %q\n%s", mode, usage)
+	}
+	res.FinishedAt = time.Now().UTC()
+	res.printTable(stdout)
+	if o.jsonPath != "" {
+		if jerr := res.writeJSON(o.jsonPath); jerr != nil {
+			err = errors.Join(err, jerr)
+		}
+	}
+	return err
+}
+
+type options struct {
+	bin, url, token string
+	pid             int
+	baselineURL     string // an already running broadcaster (tests)
+	subs            []int
+	services        int
+	changes         int
+	scope           string
+	baseline        bool
+	settle          time.Duration
+	reports         int
+	ingestFor       time.Duration
+	httpFor         time.Duration
+	httpBatch       int
+	httpWorkers     int
+	stormSubs       int
+	stormTimeout    time.Duration
+	par             int
+	jsonPath        string
+	maxDuration     time.Duration
+	dataDir         string
+	extra           []string
+	progress        bool
+}
+
+func parseOptions(mode string, args []string, stderr io.Writer) (*options, error) {
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &options{}
+	fs.StringVar(&o.bin, "bin", "", "controller binary to start for each measurement (e.g. bin/controlplane)")
+	fs.StringVar(&o.url, "url", "", "a running controller, e.g. http://127.0.0.1:8080 (instead of --bin)")
+	fs.StringVar(&o.token, "token", os.Getenv("CONTROLPLANE_ADMIN_TOKEN"), "admin token (with --url; generated with --bin)")
+	fs.IntVar(&o.pid, "pid", 0, "pid of the running controller, for RSS (with --url)")
+	subs := fs.String("subs", "1000", "comma-separated subscriber counts for prop and ingest")
+	fs.IntVar(&o.services, "services", 10, "services the subscribers are spread over")
+	fs.IntVar(&o.changes, "changes", 60, "override changes per propagation measurement")
+	fs.StringVar(&o.scope, "scope", "all", `which subscribers a change reaches: "all" (a global override) or "one" (an override of the first service)`)
+	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare broadcaster floor in the same run")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle time after connecting before RSS and goroutines are read")
+	fs.IntVar(&o.reports, "reports", 50000, "websocket reports per second to offer (ingest)")
+	fs.DurationVar(&o.ingestFor, "ingest-for", 60*time.Second, "how long to send websocket reports")
+	fs.DurationVar(&o.httpFor, "http-for", 20*time.Second, "how long to send HTTP report batches (0: skip)")
+	fs.IntVar(&o.httpBatch, "http-batch", 500, "reports per HTTP batch (at most 1000)")
+	fs.IntVar(&o.httpWorkers, "http-workers", 4, "concurrent HTTP senders")
+	fs.IntVar(&o.stormSubs, "storm-subs", 10000, "subscribers connected when the controller is killed")
+	fs.DurationVar(&o.stormTimeout, "storm-timeout", 60*time.Second, "give up waiting for subscribers after a restart after this long")
+	fs.IntVar(&o.par, "dial-parallel", 128, "connections dialled concurrently while connecting")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
+	fs.DurationVar(&o.maxDuration, "max-duration", 20*time.Minute, "hard bound on the whole run")
+	fs.StringVar(&o.dataDir, "data", "", "parent of the controllers' data directories (default: a temporary directory, removed afterwards)")
+	extra := fs.String("controller-args", "", "extra flags for the controller, space-separated (e.g. \"--eval-interval 1s\")")
+	fs.BoolVar(&o.progress, "v", true, "print progress to stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, s := range strings.Split(*subs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 15000 {
+			return nil, fmt.Errorf("--subs: %q is not a count from 1 to 15000", s)
+		}
+		o.subs = append(o.subs, n)
+	}
+	if *extra != "" {
+		o.extra = strings.Fields(*extra)
+	}
+	switch {
+	case o.bin == "" && o.url == "":
+		return nil, errors.New("give --bin (start a controller) or --url (use a running one)")
+	case o.bin != "" && o.url != "":
+		return nil, errors.New("give --bin or --url, not both")
+	case o.url != "":
+		if err := checkLoopbackURL(o.url); err != nil {
+			return nil, err
+		}
+		if o.token == "" {
+			return nil, errors.New("--url needs --token (or CONTROLPLANE_ADMIN_TOKEN)")
+		}
+	}
+	if o.services < 1 || o.services > 1000 {
+		return nil, errors.New("--services must be 1 to 1000")
+	}
+	if o.changes < 1 || o.changes > 10000 {
+		return nil, errors.New("--changes must be 1 to 10000")
+	}
+	if o.scope != "all" && o.scope != "one" {
+		return nil, errors.New(`--scope must be "all" or "one"`)
+	}
+	if o.httpBatch < 1 || o.httpBatch > 1000 {
+		return nil, errors.New("--http-batch must be 1 to 1000")
+	}
+	if o.stormSubs < 1 || o.stormSubs > 15000 {
+		return nil, errors.New("--storm-subs must be 1 to 15000")
+	}
+	if o.reports < 0 || o.reports > 1_000_000 {
+		return nil, errors.New("--reports must be 0 to 1,000,000")
+	}
+	if o.ingestFor > 30*time.Minute || o.httpFor > 30*time.Minute {
+		return nil, errors.New("--ingest-for and --http-for are at most 30m")
+	}
+	return o, nil
+}
+
+func (o *options) logf(w io.Writer, format string, args ...any) {
+	if o.progress {
+		fmt.Fprintf(w, time.Now().Format("15:04:05.000")+" "+format+"\n", args...)
+	}
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// changeTimeout bounds the wait for one change to reach every subscriber.
+const changeTimeout = 30 * time.Second
+
+// PropResult is one propagation measurement at one subscriber count.
+type PropResult struct {
+	Subscribers int    `json:"subscribers"`
+	Services    int    `json:"services"`
+	Scope       string `json:"scope"`
+	Changes     int    `json:"changes"`
+	// Floor and Ours: time from the call that makes a change until the
+	// last affected subscriber has received and acked it.
+	Floor *Latency `json:"floor,omitempty"`
+	Ours  *Latency `json:"ours"`
+	// RatioP50 and RatioP99 are ours ÷ floor.
+	RatioP50 float64 `json:"ratio_p50,omitempty"`
+	RatioP99 float64 `json:"ratio_p99,omitempty"`
+	// APICall is how long the override call itself took (p50, p99).
+	APICallP50Ms float64 `json:"api_call_p50_ms"`
+	APICallP99Ms float64 `json:"api_call_p99_ms"`
+	// Per-subscriber apply latency over all changes.
+	PerSubP50Ms float64 `json:"per_subscriber_p50_ms"`
+	PerSubP99Ms float64 `json:"per_subscriber_p99_ms"`
+
+	ConnectSeconds float64  `json:"connect_seconds"`
+	RSSBeforeKiB   int64    `json:"rss_before_kib"`
+	RSSAfterKiB    int64    `json:"rss_after_kib"`
+	RSSPerSubKiB   float64  `json:"rss_per_subscriber_kib"`
+	GoroutinesPer  float64  `json:"goroutines_per_subscriber"`
+	FloorRSSPerSub float64  `json:"floor_rss_per_subscriber_kib,omitempty"`
+	Errors         []string `json:"errors,omitempty"`
+}
+
+// Latency is a distribution in milliseconds.
+type Latency struct {
+	N     int     `json:"n"`
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
+}
+
+func latencyOf(ds []time.Duration) *Latency {
+	if len(ds) == 0 {
+		return &Latency{}
+	}
+	return &Latency{N: len(ds), P50Ms: ms(pct(ds, 50)), P99Ms: ms(pct(ds, 99)), MaxMs: ms(pct(ds, 100))}
+}
+
+// pct is the nearest-rank percentile.
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	k := int(p/100*float64(len(s))+0.999999) - 1
+	k = max(0, min(k, len(s)-1))
+	return s[k]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error {
+	var errs []error
+	for _, n := range o.subs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, Changes: o.changes}
+		res.Propagation = append(res.Propagation, r)
+		if o.baseline {
+			if err := measureFloor(ctx, o, n, r, log); err != nil {
+				r.Errors = append(r.Errors, "floor: "+err.Error())
+				errs = append(errs, fmt.Errorf("floor at %d: %w", n, err))
+			}
+		}
+		if err := measureOurs(ctx, o, n, r, log); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			errs = append(errs, fmt.Errorf("controller at %d: %w", n, err))
+		}
+		if r.Floor != nil && r.Floor.P99Ms > 0 && r.Ours != nil {
+			r.RatioP50 = r.Ours.P50Ms / r.Floor.P50Ms
+			r.RatioP99 = r.Ours.P99Ms / r.Floor.P99Ms
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// measureFloor runs the bare broadcaster and measures it with the same
+// client code.
+func measureFloor(ctx context.Context, o *options, n int, r *PropResult, log io.Writer) error {
+	base, pid := o.baselineURL, 0
+	if base == "" {
+		b, err := startBaseline()
+		if err != nil {
+			return err
+		}
+		defer b.stop()
+		base, pid = "http://"+b.addr, b.pid
+	}
+	services := make([]string, o.services)
+	for i := range services {
+		services[i] = fmt.Sprintf("load-%03d", i)
+	}
+	var rss0 int64
+	if pid > 0 {
+		rss0, _ = rssKiB(pid)
+	}
+	f := newFleet("ws"+strings.TrimPrefix(base, "http"), services, nil, n)
+	defer f.closeAll()
+	o.logf(log, "floor: connecting %d subscribers", n)
+	if failed, took := f.connectAll(ctx, o.par); failed > 0 {
+		return fmt.Errorf("%d of %d connections failed (in %s)", failed, n, took)
+	}
+	if !f.waitConverged(ctx, 30*time.Second) {
+		return errors.New("subscribers did not receive the first frame")
+	}
+	if pid > 0 {
+		time.Sleep(o.settle)
+		if rss1, err := rssKiB(pid); err == nil {
+			r.FloorRSSPerSub = float64(rss1-rss0) / float64(n)
+		}
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	all := make([]bool, len(services))
+	for i := range all {
+		all[i] = true
+	}
+	var lasts []time.Duration
+	for k := 1; k <= o.changes && ctx.Err() == nil; k++ {
+		if !f.waitConverged(ctx, 10*time.Second) {
+			return errors.New("subscribers did not converge between changes")
+		}
+		_, vs := f.converged()
+		f.arm(int64(k), all, vs)
+		t0 := time.Now()
+		resp, err := hc.Post(base+"/broadcast", "text/plain", nil)
+		if err != nil {
+			f.change.Store(0)
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		last, _, err := f.await(ctx, int64(k), t0, changeTimeout)
+		if err != nil {
+			return err
+		}
+		lasts = append(lasts, last)
+		pause(ctx, k)
+	}
+	r.Floor = latencyOf(lasts)
+	o.logf(log, "floor: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms", n, r.Floor.P50Ms, r.Floor.P99Ms, r.Floor.MaxMs)
+	return nil
+}
+
+// pause spaces changes a little, with variation, so that they do not line
+// up with the controller's evaluation tick.
+func pause(ctx context.Context, k int) {
+	d := time.Duration(20+(k*37)%60) * time.Millisecond
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+func measureOurs(ctx context.Context, o *options, n int, r *PropResult, log io.Writer) error {
+	t, err := openTarget(ctx, o, n, fmt.Sprintf("prop-%d", n))
+	if err != nil {
+		return err
+	}
+	defer t.cleanup()
+	rss0, g0, err := t.settleSample(ctx, time.Second)
+	if err != nil {
+		return err
+	}
+	f := newFleet(t.wsBase(), t.services, t.tokens, n)
+	defer f.closeAll()
+	o.logf(log, "controller: connecting %d subscribers over %d services", n, len(t.services))
+	failed, took := f.connectAll(ctx, o.par)
+	r.ConnectSeconds = took.Seconds()
+	if failed > 0 {
+		t.logTail(log)
+		return fmt.Errorf("%d of %d connections failed", failed, n)
+	}
+	if !f.waitConverged(ctx, 30*time.Second) {
+		return errors.New("subscribers did not receive the first state")
+	}
+	rss1, g1, err := t.settleSample(ctx, o.settle)
+	if err != nil {
+		return err
+	}
+	r.RSSBeforeKiB, r.RSSAfterKiB = rss0, rss1
+	if t.pid > 0 {
+		r.RSSPerSubKiB = float64(rss1-rss0) / float64(n)
+	}
+	r.GoroutinesPer = (g1 - g0) / float64(n)
+	o.logf(log, "controller: %d connected in %s; RSS %d → %d KiB (%.1f KiB/sub); goroutines %.0f → %.0f",
+		n, took.Round(time.Millisecond), rss0, rss1, r.RSSPerSubKiB, g0, g1)
+
+	affected := make([]bool, len(t.services))
+	scope := "*"
+	for i := range affected {
+		affected[i] = o.scope == "all" || i == 0
+	}
+	if o.scope == "one" {
+		scope = t.services[0]
+	}
+	var lasts, each, calls []time.Duration
+	overrideID := ""
+	for k := 1; k <= o.changes && ctx.Err() == nil; k++ {
+		if !f.waitConverged(ctx, 10*time.Second) {
+			return errors.New("subscribers did not converge between changes")
+		}
+		_, vs := f.converged()
+		f.arm(int64(k), affected, vs)
+		t0 := time.Now()
+		if overrideID == "" {
+			var ov struct {
+				ID string `json:"id"`
+			}
+			body := map[string]any{"service": scope, "level": 1 + (k/2)%3, "reason": "load test change " + fmt.Sprint(k)}
+			_, err = t.api.do(ctx, http.MethodPost, "/api/v1/overrides", body, &ov)
+			overrideID = ov.ID
+		} else {
+			_, err = t.api.do(ctx, http.MethodDelete, "/api/v1/overrides/"+overrideID, nil, nil)
+			overrideID = ""
+		}
+		calls = append(calls, time.Since(t0))
+		if err != nil {
+			f.change.Store(0)
+			return err
+		}
+		last, per, err := f.await(ctx, int64(k), t0, changeTimeout)
+		if err != nil {
+			return err
+		}
+		lasts = append(lasts, last)
+		each = append(each, per...)
+		pause(ctx, k)
+	}
+	r.Ours = latencyOf(lasts)
+	r.APICallP50Ms, r.APICallP99Ms = ms(pct(calls, 50)), ms(pct(calls, 99))
+	r.PerSubP50Ms, r.PerSubP99Ms = ms(pct(each, 50)), ms(pct(each, 99))
+	o.logf(log, "controller: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms (API call p50 %.1f ms)",
+		n, r.Ours.P50Ms, r.Ours.P99Ms, r.Ours.MaxMs, r.APICallP50Ms)
+	if f.errFrames.Load() > 0 {
+		return fmt.Errorf("%d frames were not state frames", f.errFrames.Load())
+	}
+	return nil
+}
