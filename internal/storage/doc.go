@@ -50,26 +50,49 @@
 //     instances, so that coarser steps aggregate exactly.
 //   - meta (key, value): the rollup watermark.
 //
+// # Details the contract left open
+//
+//   - Config methods validate the service name (brownout.CheckName):
+//     EBADREQUEST on field "service".
+//   - A Delete of config that did not exist returns existed=false, changes
+//     nothing and is not audited.
+//   - SaveServiceState keeps created_at of the first save; a LevelChange
+//     with an empty Service takes the state's name.
+//   - ClearOverride refuses (ECONFLICT) an override that is already cleared
+//     or no longer Active at the given time.
+//   - Samples: a sample for a service and instant already stored replaces
+//     it. QuerySamples leaves buckets without samples out of the answer and
+//     returns an empty (non-nil) slice for an unknown service.
+//
 // # Lists
 //
-// ListAudit and ListLevelChanges page newest first by id with an opaque
-// cursor; a cursor that is not one of that list's is EBADREQUEST on field
-// "cursor". Limit 0 means DefaultLimit, above brownout.MaxLimit is clamped,
-// negative is EBADREQUEST. From and To select [From, To) on At.
+// ListAudit and ListLevelChanges page newest first by id (keyset, so
+// entries appended meanwhile never shift a page: no duplicates, no gaps)
+// with an opaque cursor; a cursor that is not one of that list's is
+// EBADREQUEST on field "cursor". Limit 0 means DefaultLimit, above
+// brownout.MaxLimit is clamped, negative is EBADREQUEST on field "limit".
+// From and To select [From, To) on At.
 //
 // Audit entries are filtered by service through a column the store fills:
 // the service of the change when the method knows it (a service's
 // thresholds or flags, an override of one service, an sdk token of one
 // service), else derived from Target: the NAME of a "service:NAME" word in
 // it, as in "service:checkout" or "override:o1 service:checkout".
-// Deletes of config that did not exist change nothing and are not audited.
 //
 // # Samples and retention
 //
 // QuerySamples reads raw samples where they exist and per-minute rollups
-// for older parts of the range (see its doc). Rollup aggregates minutes
-// after a stored watermark; Prune deletes old rows per series in small
-// batches, each its own transaction; RunRetention runs both periodically.
+// for older parts of the range: raw samples are pruned oldest first, so
+// the store splits the range at the oldest raw sample of the service. When
+// a rollup part is needed, the step is rounded up to whole minutes for the
+// whole answer (so rollup and raw buckets line up). Rollup aggregates
+// minutes after a stored watermark; Prune deletes old rows per series in
+// small batches, each its own transaction; RunRetention runs both
+// periodically, Rollup first, so that nothing is pruned before it is
+// rolled up.
+//
+// The benchmarks in bench_test.go measure the history query and the write
+// path; their doc says how to run them against 10 million rows.
 //
 // # Errors
 //
