@@ -92,7 +92,17 @@ func TestChangeEvents(t *testing.T) {
 			return
 		}
 		defer conn.CloseNow()
-		ctx := conn.CloseRead(r.Context())
+		// Read (and drop) the client's acks so that pings and closes work.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() {
+			defer cancel()
+			for {
+				if _, _, err := conn.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
 		for {
 			select {
 			case <-ctx.Done():
@@ -120,8 +130,18 @@ func TestChangeEvents(t *testing.T) {
 			"changed_at": time.Now().Format(time.RFC3339)}
 	}
 	push <- state(1, 0, map[string]bool{"analytics": true, "search": true})
-	push <- state(2, 1, map[string]bool{"analytics": false, "search": true})
+	// Changes are coalesced for slow consumers; wait for the first one so
+	// that the second compares with it.
 	deadline := time.After(5 * time.Second)
+	for first := false; !first; {
+		select {
+		case ev := <-p.EventChannel():
+			first = ev.EventMetadata[MetaVersion] == uint64(1)
+		case <-deadline:
+			t.Fatal("no event for the first state")
+		}
+	}
+	push <- state(2, 1, map[string]bool{"analytics": false, "search": true})
 	for {
 		select {
 		case ev := <-p.EventChannel():
