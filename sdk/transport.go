@@ -21,6 +21,7 @@ import (
 func (c *Client) runTransport() {
 	defer c.wg.Done()
 	bo := newBackoff(c.cfg.backoff, newRand(c.cfg.seed))
+	failures := 0 // attempts failed in a row, to log an outage once
 	for c.ctx.Err() == nil {
 		start := c.cfg.clock.Now()
 		established, retryAfter, err := c.session()
@@ -29,6 +30,11 @@ func (c *Client) runTransport() {
 		}
 		if established && c.cfg.clock.Now().Sub(start) >= c.cfg.backoff.stable {
 			bo.reset()
+		}
+		if established {
+			failures = 0 // the session logged its end
+		} else {
+			failures++
 		}
 		c.mu.Lock()
 		c.lastErr = err
@@ -44,7 +50,11 @@ func (c *Client) runTransport() {
 			return
 		}
 		wait := max(bo.next(), retryAfter)
-		c.log.Warn("brownout: controller unreachable; serving last state",
+		level := slog.LevelDebug
+		if failures == 1 {
+			level = slog.LevelWarn
+		}
+		c.log.Log(c.ctx, level, "brownout: cannot reach controller; serving last state, retrying",
 			slog.Any(logKeyError, err), slog.Duration(logKeyWait, wait))
 		t := time.NewTimer(wait)
 		select {
