@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -491,5 +493,24 @@ func TestCallbacksInOrderAndCoalesced(t *testing.T) {
 	}
 	if len(calls)/2 >= 19 {
 		t.Logf("no coalescing happened (%d deliveries)", len(calls)/2)
+	}
+}
+
+func TestOversizedReportFits(t *testing.T) {
+	r := Report{Components: map[string]component.State{}}
+	for i := range component.MaxComponents {
+		m := make(map[string]float64, component.MaxMetrics)
+		for j := range component.MaxMetrics {
+			m[fmt.Sprintf("%s%02d", strings.Repeat("m", 60), j)] = 1.0 / 3
+		}
+		r.Components[fmt.Sprintf("component-%02d", i)] = component.State{Kind: "breaker", Metrics: m}
+	}
+	fitFrame(&r, slog.New(slog.DiscardHandler))
+	b, _ := json.Marshal(reportFrame{Type: "report", Report: r})
+	if len(b) > maxFrame || len(r.Components) == 0 || len(r.Components) == component.MaxComponents {
+		t.Fatalf("frame %d bytes with %d components", len(b), len(r.Components))
+	}
+	if _, ok := r.Components["component-00"]; !ok {
+		t.Fatal("the first components by name must be kept")
 	}
 }

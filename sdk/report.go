@@ -60,11 +60,35 @@ func (c *Client) buildReport() Report {
 	// Errors are counted just after requests; a report taken in between
 	// must not claim more errors than requests.
 	r.Errors = min(r.Errors, r.Requests)
-	if b, err := json.Marshal(reportFrame{Type: "report", Report: r}); err == nil && len(b) > maxFrame {
-		c.log.Warn("brownout: report too large; sending it without components", slog.Int("bytes", len(b)))
-		r.Components = nil
-	}
+	fitFrame(&r, c.log)
 	return r
+}
+
+// fitFrame leaves components out of r, last names first, until its frame
+// fits the controller's limit: 64 components of 32 metrics with long names
+// can exceed it.
+func fitFrame(r *Report, log *slog.Logger) {
+	size := func() int {
+		b, err := json.Marshal(reportFrame{Type: "report", Report: *r})
+		if err != nil {
+			return 0
+		}
+		return len(b)
+	}
+	n := size()
+	if n <= maxFrame {
+		return
+	}
+	names := slices.Sorted(maps.Keys(r.Components))
+	r.Components = maps.Clone(r.Components)
+	dropped := 0
+	for n > maxFrame && len(names) > 0 {
+		delete(r.Components, names[len(names)-1])
+		names = names[:len(names)-1]
+		dropped++
+		n = size()
+	}
+	log.Warn("brownout: report too large; left components out", slog.Int("dropped", dropped))
 }
 
 // componentStates collects the registered components' states, within the

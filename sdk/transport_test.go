@@ -269,3 +269,26 @@ func TestStateFilePersistedAndLoaded(t *testing.T) {
 		t.Fatalf("state from file = %+v", st)
 	}
 }
+
+func TestStateFileVersionSentOnFirstConnect(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	err := saveState(path, &remembered{State: inFrame{Service: "checkout", Version: 1, Level: 0,
+		Flags: map[string]bool{"analytics": true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), WithStateFile(path), fastOpts())
+	// The controller is at version 1 too: it answers "unchanged", which the
+	// client acknowledges, and the persisted state becomes the live one.
+	if got := recvAck(t, f); got != 1 {
+		t.Fatalf("ack = %d", got)
+	}
+	if got := f.subscribes(); got[0] != "1" {
+		t.Fatalf("version parameter = %q, want 1", got[0])
+	}
+	eventually(t, "confirmed", func() bool { return c.State().Source == SourceController })
+	if st := c.Stats(); st.StatesApplied != 0 || !st.Connected {
+		t.Fatalf("stats = %+v: no state should have been sent", st)
+	}
+}
