@@ -178,7 +178,8 @@ func (c *Controller) Subscribe(ctx context.Context, service, instanceName, token
 		b, _ := json.Marshal(map[string]any{"type": "unchanged", "service": service, "version": known})
 		sub.offer(&Message{Version: known, Data: b})
 	} else {
-		sub.pushedVersion, sub.pushedAt = svc.state.Version, now
+		// The first snapshot is not a change: its ack does not count as
+		// propagation latency.
 		sub.offer(&Message{Version: svc.state.Version, Data: svc.snapshot})
 	}
 	svc.mu.Unlock()
