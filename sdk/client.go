@@ -222,8 +222,8 @@ type Stats struct {
 	ReportsBuffered int
 	// ReportsDropped counts reports discarded because the buffer was full.
 	ReportsDropped uint64
-	// LastError is the last connection error, nil if none since the last
-	// successful connection.
+	// LastError is why the last connection attempt failed or the last
+	// connection ended; nil before the first.
 	LastError error
 }
 
@@ -316,8 +316,8 @@ func (c *Client) recomputeLocked() {
 	case c.forced:
 		st.Level, st.Source = c.force, SourceForced
 		raw = c.flagsForLocked(c.force)
-	case c.staleLocked(now) && c.cfg.staleness.Level > c.base.Level:
-		st.Level, st.Source = c.cfg.staleness.Level, SourceStale
+	case c.staleLocked(now) && c.cfg.staleness.level > c.base.Level:
+		st.Level, st.Source = c.cfg.staleness.level, SourceStale
 		raw = c.flagsForLocked(st.Level)
 	}
 	st.Flags = mergeFlags(c.cfg.defaultFlags, raw)
@@ -333,7 +333,7 @@ func (c *Client) recomputeLocked() {
 
 func (c *Client) staleLocked(now time.Time) bool {
 	p := c.cfg.staleness
-	return p.fall && !c.connected && !c.unreachableSince.IsZero() && now.Sub(c.unreachableSince) >= p.After
+	return p.fall && !c.connected && !c.unreachableSince.IsZero() && now.Sub(c.unreachableSince) >= p.after
 }
 
 // flagsForLocked picks the flags for a level chosen on this host: the

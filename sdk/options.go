@@ -12,15 +12,10 @@ import (
 type Option func(*config) error
 
 // StalenessPolicy says what a client serves once the controller has been
-// unreachable for a while. The zero value holds the last state forever.
+// unreachable for a while: HoldLast (the zero value) or FallTo.
 type StalenessPolicy struct {
-	// After is how long the controller must be unreachable (no live
-	// connection) before the policy applies. The clock starts when the last
-	// connection drops, or at Connect if none was ever made.
-	After time.Duration
-	// Level is the least degraded level served once the policy applies: a
-	// client already at a higher level stays there.
-	Level Level
+	after time.Duration
+	level Level
 	fall  bool
 }
 
@@ -28,15 +23,16 @@ type StalenessPolicy struct {
 func HoldLast() StalenessPolicy { return StalenessPolicy{} }
 
 // FallTo serves at least level l once the controller has been unreachable for
-// after. The flags served are those of the last flag set the controller sent
+// after: a client already at a higher level stays there. The clock starts
+// when the last connection drops, or at Connect if none was ever made. The flags served are those of the last flag set the controller sent
 // for l (remembered in memory and in the state file), else the set given with
 // WithLevelFlags for l, else the defaults of WithDefaults.
 func FallTo(l Level, after time.Duration) StalenessPolicy {
-	return StalenessPolicy{After: after, Level: l, fall: true}
+	return StalenessPolicy{after: after, level: l, fall: true}
 }
 
-// Clock is the time source, replaceable in tests.
-type Clock interface {
+// clock is the time source, replaceable in tests.
+type clock interface {
 	Now() time.Time
 }
 
@@ -63,7 +59,7 @@ type config struct {
 
 	// Tunables that tests shorten; not exported because the protocol fixes
 	// them.
-	clock        Clock
+	clock        clock
 	getenv       func(string) string
 	pollEvery    time.Duration
 	pingEvery    time.Duration
@@ -163,7 +159,7 @@ func WithStateFile(path string) Option {
 // and FallTo.
 func WithStalenessPolicy(p StalenessPolicy) Option {
 	return func(c *config) error {
-		if p.fall && (p.After <= 0 || !p.Level.Valid()) {
+		if p.fall && (p.after <= 0 || !p.level.Valid()) {
 			return invalidf("staleness policy needs a positive duration and a level 0-3")
 		}
 		c.staleness = p
