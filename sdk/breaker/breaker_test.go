@@ -307,10 +307,7 @@ func TestExecute(t *testing.T) {
 	if err := b.Execute(context.Background(), func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	func() {
-		defer func() { recover() }()
-		b.Execute(context.Background(), func(context.Context) error { panic("x") })
-	}()
+	b.Execute(context.Background(), func(context.Context) error { return errBoom })
 	must(t, b, Open)
 	if err := b.Execute(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, ErrOpen) {
 		t.Fatal("want ErrOpen")
