@@ -35,7 +35,7 @@ func TestTokenBucketMatchesXTimeRate(t *testing.T) {
 				step := time.Duration(rng.Int64N(int64(2*interval)/1000+1))*time.Microsecond + time.Microsecond/3
 				clk.Advance(step)
 				now := clock.Time(clk.Nanotime())
-				n := rng.IntN(c.burst+2) // sometimes above burst
+				n := rng.IntN(c.burst + 2) // sometimes above burst
 				if rng.IntN(4) == 0 {
 					ro, rt := ours.ReserveN(n), theirs.ReserveN(now, n)
 					if ro.OK() != rt.OK() {
