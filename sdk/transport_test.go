@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -290,5 +291,47 @@ func TestStateFileVersionSentOnFirstConnect(t *testing.T) {
 	eventually(t, "confirmed", func() bool { return c.State().Source == SourceController })
 	if st := c.Stats(); st.StatesApplied != 0 || !st.Connected {
 		t.Fatalf("stats = %+v: no state should have been sent", st)
+	}
+}
+
+// TestSnapshotsAreConsistent reads from many goroutines while states change:
+// every State read must be one the controller sent, never a mix of two.
+func TestSnapshotsAreConsistent(t *testing.T) {
+	f := newFakeController(t)
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
+	recvAck(t, f)
+	stop := make(chan struct{})
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st := c.State()
+				if st.Version > 1 && (st.Enabled("even") != (st.Version%2 == 0) || int(st.Level) != int(st.Version%4)) {
+					t.Errorf("torn state: %+v", st)
+					return
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	for v := uint64(2); v <= 200; v++ {
+		f.push(func(s *inFrame) {
+			s.Version, s.Level = v, int(v%4)
+			s.Flags = map[string]bool{"even": v%2 == 0}
+		})
+	}
+	eventually(t, "last state", func() bool { return c.State().Version == 200 })
+	close(stop)
+	wg.Wait()
+	if reads.Load() == 0 {
+		t.Fatal("no reads")
 	}
 }
