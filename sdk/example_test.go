@@ -83,3 +83,40 @@ func ExampleClient_Register() {
 	fmt.Println(err)
 	// Output: <nil>
 }
+
+func ExampleClient_Transport() {
+	client, _ := sdk.Connect(context.Background(), "http://127.0.0.1:1", "worker", "worker-1",
+		sdk.WithLogger(discard))
+	defer client.Close()
+	// Calls made through this client count as requests; transport errors
+	// and 5xx answers as errors.
+	upstream := &http.Client{Transport: client.Transport(nil), Timeout: 5 * time.Second}
+	_ = upstream
+	fmt.Println(client.Stats().ReportsDropped)
+	// Output: 0
+}
+
+func ExampleClient_Record() {
+	client, _ := sdk.Connect(context.Background(), "http://127.0.0.1:1", "worker", "worker-1",
+		sdk.WithLogger(discard))
+	defer client.Close()
+	for _, job := range []func() error{
+		func() error { return nil },
+		func() error { return fmt.Errorf("payment provider timed out") },
+	} {
+		client.Record(job()) // counted in the next report: 2 requests, 1 error
+	}
+	fmt.Println("recorded")
+	// Output: recorded
+}
+
+func ExampleWithForceFile() {
+	// echo 3 > /etc/brownout/force   forces MAINTENANCE on this host within
+	// a second; rm the file to release it. BROWNOUT_FORCE_LEVEL=3 does the
+	// same for a process started with it.
+	client, _ := sdk.Connect(context.Background(), "http://127.0.0.1:1", "checkout", "checkout-1",
+		sdk.WithLogger(discard), sdk.WithForceFile("/etc/brownout/force"))
+	defer client.Close()
+	fmt.Println(client.Level())
+	// Output: FULL
+}
