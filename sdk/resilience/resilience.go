@@ -80,13 +80,6 @@ func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error
 	if p.limiter != nil && !p.limiter.Allow() {
 		return ErrRateLimited
 	}
-	if p.breaker == nil && p.bulk == nil {
-		return p.call(ctx, fn)
-	}
-	return p.guarded(ctx, fn)
-}
-
-func (p *Pipeline) guarded(ctx context.Context, fn func(context.Context) error) error {
 	var tok breaker.Token
 	if p.breaker != nil {
 		var err error
