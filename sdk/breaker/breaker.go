@@ -165,12 +165,44 @@ func DefaultIsIgnored(err error) bool { return errors.Is(err, context.Canceled) 
 
 const pad = 64
 
-type bucket struct {
-	epoch    atomic.Int64 // time window: bucket index it holds
+// counts is one stripe of a bucket's counters, on its own cache line.
+type counts struct {
 	calls    atomic.Int64
 	failures atomic.Int64
 	slow     atomic.Int64
-	_        [pad - 32]byte
+	_        [pad - 24]byte
+}
+
+func (c *counts) reset() {
+	c.calls.Store(0)
+	c.failures.Store(0)
+	c.slow.Store(0)
+}
+
+// nstripes is the number of counter stripes per bucket in a time window, so
+// that goroutines on different CPUs mostly increment different cache lines.
+// A count window uses stripe 0 only: it needs one counter to know when a
+// bucket is full.
+const nstripes = 4
+
+type bucket struct {
+	epoch atomic.Int64 // sequence number or epoch the bucket holds
+	_     [pad - 8]byte
+	s     [nstripes]counts
+}
+
+func (bk *bucket) reset() {
+	for i := range bk.s {
+		bk.s[i].reset()
+	}
+}
+
+// stripe picks a counter stripe for the calling goroutine from its stack
+// address, a cheap and stable-enough hint of who is calling; the conversion
+// does not make x escape.
+func stripe() uintptr {
+	var x byte
+	return (uintptr(unsafe.Pointer(&x)) >> 13) & (nstripes - 1)
 }
 
 // Breaker is a circuit breaker. Create it with New; all methods are safe
@@ -454,16 +486,14 @@ func (b *Breaker) record(t Token, err error) {
 // word and one atomic add. Calls racing a rotation may be lost from the
 // counts; the window is a statistical view, not a ledger.
 func (b *Breaker) add(now int64, failed, slow bool) {
-	var bk *bucket
+	var c *counts
 	if b.count {
 		seq := b.cur.Load()
-		bk = &b.buckets[seq&b.mask]
-		if c := bk.calls.Add(1); c == b.perBucket {
+		c = &b.buckets[seq&b.mask].s[0]
+		if n := c.calls.Add(1); n == b.perBucket {
 			// This call filled the bucket: start the next one.
 			next := &b.buckets[(seq+1)&b.mask]
-			next.calls.Store(0)
-			next.failures.Store(0)
-			next.slow.Store(0)
+			next.reset()
 			next.epoch.Store(seq + 1)
 			b.cur.CompareAndSwap(seq, seq+1)
 		}
@@ -474,14 +504,14 @@ func (b *Breaker) add(now int64, failed, slow bool) {
 		if start := e * b.bucketNs; now < start || now-start >= b.bucketNs {
 			e = b.rotate(now)
 		}
-		bk = &b.buckets[e&b.mask]
-		bk.calls.Add(1)
+		c = &b.buckets[e&b.mask].s[stripe()]
+		c.calls.Add(1)
 	}
 	if failed {
-		bk.failures.Add(1)
+		c.failures.Add(1)
 	}
 	if slow {
-		bk.slow.Add(1)
+		c.slow.Add(1)
 	}
 }
 
@@ -496,9 +526,7 @@ func (b *Breaker) rotate(now int64) int64 {
 		}
 		bk := &b.buckets[e&b.mask]
 		if b.cur.CompareAndSwap(old, e) {
-			bk.calls.Store(0)
-			bk.failures.Store(0)
-			bk.slow.Store(0)
+			bk.reset()
 			bk.epoch.Store(e)
 			return e
 		}
@@ -525,9 +553,12 @@ func (b *Breaker) sum(now int64) (calls, failures, slow int64) {
 		if e := bk.epoch.Load(); e < lo || e > hi {
 			continue
 		}
-		calls += bk.calls.Load()
-		failures += bk.failures.Load()
-		slow += bk.slow.Load()
+		for j := range bk.s {
+			c := &bk.s[j]
+			calls += c.calls.Load()
+			failures += c.failures.Load()
+			slow += c.slow.Load()
+		}
 	}
 	return
 }
@@ -603,9 +634,7 @@ func (b *Breaker) resetWindow() {
 	}
 	for i := range b.buckets {
 		bk := &b.buckets[i]
-		bk.calls.Store(0)
-		bk.failures.Store(0)
-		bk.slow.Store(0)
+		bk.reset()
 		if b.count {
 			bk.epoch.Store(-1 << 62)
 		}
@@ -719,16 +748,13 @@ func (b *Breaker) ComponentState() component.State {
 // stripes is a counter whose increments from different goroutines mostly
 // land on different cache lines.
 type stripes struct {
-	s [4]struct {
+	s [nstripes]struct {
 		n atomic.Uint64
 		_ [pad - 8]byte
 	}
 }
 
-func (c *stripes) inc() {
-	var x byte
-	c.s[(uintptr(unsafe.Pointer(&x))>>13)&3].n.Add(1)
-}
+func (c *stripes) inc() { c.s[stripe()].n.Add(1) }
 
 func (c *stripes) load() (t uint64) {
 	for i := range c.s {

@@ -354,6 +354,9 @@ func (c *lazyCtx) fired() bool {
 func (c *lazyCtx) release() {
 	if c.done.Load() != nil {
 		c.mu.Lock()
+		// Close the channel if it is still open, so that anything fn left
+		// watching it (a goroutine of context.WithCancel, say) ends.
+		c.closeLocked(context.Canceled)
 		if c.timer != nil {
 			c.timer.Stop()
 		}
