@@ -35,6 +35,7 @@ type RejectedError struct {
 	Reason string
 }
 
+// Error names the bulkhead and the reason.
 func (e *RejectedError) Error() string {
 	return "bulkhead " + e.Name + ": rejected (" + e.Reason + ")"
 }

@@ -73,9 +73,12 @@ type Rand interface {
 
 // Sentinel reasons for giving up, found with errors.Is on an *Error.
 var (
+	// ErrAttemptsExhausted: MaxAttempts attempts were made.
 	ErrAttemptsExhausted = errors.New("retry: attempts exhausted")
-	ErrElapsedExhausted  = errors.New("retry: max elapsed time exhausted")
-	ErrBudgetExhausted   = errors.New("retry: retry budget exhausted")
+	// ErrElapsedExhausted: the next wait would end past MaxElapsed.
+	ErrElapsedExhausted = errors.New("retry: max elapsed time exhausted")
+	// ErrBudgetExhausted: the shared Budget could not pay for a retry.
+	ErrBudgetExhausted = errors.New("retry: retry budget exhausted")
 )
 
 // Error is returned when a Retrier gives up on a retryable error. Attempts
@@ -89,6 +92,7 @@ type Error struct {
 	Reason   error
 }
 
+// Error describes the attempts, the reason and the last error.
 func (e *Error) Error() string {
 	return fmt.Sprintf("retry: gave up after %d attempt(s) (%v): %v", e.Attempts, e.Reason, e.Err)
 }

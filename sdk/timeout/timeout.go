@@ -45,6 +45,7 @@ type ExceededError struct {
 	Err error
 }
 
+// Error names the layer and its budget.
 func (e *ExceededError) Error() string {
 	if e.NotStarted {
 		return fmt.Sprintf("timeout: layer %q not started: budget %v below minimum", e.Layer, e.Budget)
