@@ -120,6 +120,9 @@ func (db *DB) lookupSeries(ctx context.Context, name string) (int64, bool, error
 // Where raw samples have been pruned, the older part of the range is read
 // from the per-minute rollups: step is then rounded up to a whole number of
 // minutes for the whole answer and that part is widened to whole minutes.
+// When step is a whole number of minutes anyway, whole minutes already
+// rolled up are read from the rollups too (60 rows an hour instead of
+// 3,600); the answer is the same, since rollups keep exact sums.
 // More than MaxPoints buckets, a step that is not positive or a range that
 // is empty is EBADREQUEST naming the parameter.
 func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error) {
@@ -134,88 +137,155 @@ func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Ti
 		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "step",
 			"%s over %s gives %d points, more than %d; use a larger step", step, to.Sub(from), n, MaxPoints)
 	}
-	out := []brownout.SamplePoint{}
 	id, ok, err := db.lookupSeries(ctx, service)
 	if err != nil {
 		return nil, fmt.Errorf("query samples: %w", err)
 	}
 	if !ok {
-		return out, nil
+		return []brownout.SamplePoint{}, nil
 	}
-
-	// Raw samples are pruned oldest first, so raw data is complete from the
-	// oldest one on. Before it, only rollups can answer.
-	split := lo
-	var oldest int64
-	err = db.read.QueryRowContext(ctx, `SELECT at FROM samples WHERE series_id = ? ORDER BY at LIMIT 1`, id).Scan(&oldest)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		split = hi
-	case err != nil:
+	plan, err := db.planQuery(ctx, id, lo, hi, int64(step))
+	if err != nil {
 		return nil, fmt.Errorf("query samples: %w", err)
-	case oldest > lo:
-		split = min(oldest, hi)
 	}
-	stepNs := int64(step)
-	if split > lo {
-		var one int
-		err := db.read.QueryRowContext(ctx,
-			`SELECT 1 FROM sample_rollups WHERE series_id = ? AND minute >= ? AND minute < ? LIMIT 1`,
-			id, floorDiv(lo, int64(time.Minute))*int64(time.Minute), split).Scan(&one)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			split = lo // nothing older to read: raw only, step as asked
-		case err != nil:
-			return nil, fmt.Errorf("query samples: %w", err)
-		default:
-			stepNs = ceilDiv(stepNs, int64(time.Minute)) * int64(time.Minute)
-			split = min(ceilDiv(split, stepNs)*stepNs, hi)
-			out, err = db.queryAgg(ctx, out,
-				`SELECT (minute / ?) * ? AS b, sum(cpu_sum) / sum(n), sum(memory_sum) / sum(n),
-				        sum(errors), sum(requests), max(max_instances)
-				 FROM sample_rollups WHERE series_id = ? AND minute >= ? AND minute < ?
-				 GROUP BY b ORDER BY b`,
-				stepNs, id, floorDiv(lo, int64(time.Minute))*int64(time.Minute), split)
-			if err != nil {
-				return nil, fmt.Errorf("query samples: rollups: %w", err)
-			}
+	var parts []partial
+	for _, seg := range plan.segments {
+		q := qRaw
+		if seg.rollup {
+			q = qRollup
 		}
-	}
-	if split < hi {
-		out, err = db.queryAgg(ctx, out,
-			`SELECT (at / ?) * ? AS b, avg(cpu), avg(memory), sum(errors), sum(requests), max(instances)
-			 FROM samples WHERE series_id = ? AND at >= ? AND at < ?
-			 GROUP BY b ORDER BY b`,
-			stepNs, id, split, hi)
+		parts, err = db.queryPartials(ctx, parts, q, plan.step, id, seg.lo, seg.hi)
 		if err != nil {
 			return nil, fmt.Errorf("query samples: %w", err)
 		}
 	}
+	out := make([]brownout.SamplePoint, len(parts))
+	for i, p := range parts {
+		out[i] = p.point()
+	}
 	return out, nil
 }
 
-// queryAgg runs an aggregation query whose first two arguments are the
-// step and appends its points to out.
-func (db *DB) queryAgg(ctx context.Context, out []brownout.SamplePoint, q string, step, id, lo, hi int64) ([]brownout.SamplePoint, error) {
+const minute = int64(time.Minute)
+
+// Partial aggregates per bucket: raw samples and rollups answer in the same
+// shape, so that a bucket fed by both merges exactly.
+const (
+	qRaw = `SELECT (at / ?) * ? AS b, count(*), total(cpu), total(memory), total(errors), total(requests), max(instances)
+		FROM samples WHERE series_id = ? AND at >= ? AND at < ?
+		GROUP BY b ORDER BY b`
+	qRollup = `SELECT (minute / ?) * ? AS b, total(n), total(cpu_sum), total(memory_sum), total(errors), total(requests), max(max_instances)
+		FROM sample_rollups WHERE series_id = ? AND minute >= ? AND minute < ?
+		GROUP BY b ORDER BY b`
+)
+
+type segment struct {
+	lo, hi int64
+	rollup bool
+}
+
+type queryPlan struct {
+	step     int64
+	segments []segment // in time order
+}
+
+// planQuery splits [lo, hi) into raw and rollup segments and picks the
+// step the answer is computed at.
+func (db *DB) planQuery(ctx context.Context, id, lo, hi, step int64) (queryPlan, error) {
+	// Raw samples are pruned oldest first, so raw data is complete from the
+	// oldest one on; before it, only rollups can answer.
+	var oldestRaw, mark sql.NullInt64 // mark: rollups are complete for minutes before it
+	err := db.read.QueryRowContext(ctx,
+		`SELECT (SELECT at FROM samples WHERE series_id = ? ORDER BY at LIMIT 1),
+		        (SELECT value FROM meta WHERE key = ?)`, id, metaRollupWatermark).Scan(&oldestRaw, &mark)
+	if err != nil {
+		return queryPlan{}, err
+	}
+	oldest := hi
+	if oldestRaw.Valid {
+		oldest = oldestRaw.Int64
+	}
+	oldest = min(oldest, hi)
+
+	raw := []segment{{lo: lo, hi: hi}}
+	rlo := ceilDiv(lo, minute) * minute // rollups only for whole minutes in range…
+	if lo < oldest {
+		var one int
+		err := db.read.QueryRowContext(ctx,
+			`SELECT 1 FROM sample_rollups WHERE series_id = ? AND minute >= ? AND minute < ? LIMIT 1`,
+			id, floorDiv(lo, minute)*minute, oldest).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// Nothing older than the raw samples: raw only.
+		case err != nil:
+			return queryPlan{}, err
+		default:
+			step = ceilDiv(step, minute) * minute
+			rlo = floorDiv(lo, minute) * minute // …unless raw is gone there.
+			mark.Int64 = max(mark.Int64, oldest)
+		}
+	}
+	if step%minute != 0 {
+		return queryPlan{step: step, segments: raw}, nil
+	}
+	rhi := min(floorDiv(hi, minute)*minute, floorDiv(mark.Int64, minute)*minute)
+	if rlo >= rhi {
+		return queryPlan{step: step, segments: raw}, nil
+	}
+	var segs []segment
+	if lo < rlo {
+		segs = append(segs, segment{lo: lo, hi: rlo})
+	}
+	segs = append(segs, segment{lo: rlo, hi: rhi, rollup: true})
+	if rhi < hi {
+		segs = append(segs, segment{lo: rhi, hi: hi})
+	}
+	return queryPlan{step: step, segments: segs}, nil
+}
+
+type partial struct {
+	b                       int64
+	n, cpu, mem, errs, reqs float64
+	instances               int
+}
+
+func (p partial) point() brownout.SamplePoint {
+	sp := brownout.SamplePoint{At: time.Unix(0, p.b).UTC(), Instances: p.instances}
+	if p.n > 0 {
+		sp.CPUPercent, sp.MemoryPercent = p.cpu/p.n, p.mem/p.n
+	}
+	if p.reqs > 0 {
+		sp.ErrorRate = p.errs / p.reqs
+	}
+	return sp
+}
+
+// queryPartials runs qRaw or qRollup and appends its buckets to parts,
+// merging a bucket that the previous segment ended with.
+func (db *DB) queryPartials(ctx context.Context, parts []partial, q string, step, id, lo, hi int64) ([]partial, error) {
 	rows, err := db.read.QueryContext(ctx, q, step, step, id, lo, hi)
 	if err != nil {
-		return out, err
+		return parts, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var b int64
-		var p brownout.SamplePoint
-		var errs, reqs float64
-		if err := rows.Scan(&b, &p.CPUPercent, &p.MemoryPercent, &errs, &reqs, &p.Instances); err != nil {
-			return out, err
+		var p partial
+		if err := rows.Scan(&p.b, &p.n, &p.cpu, &p.mem, &p.errs, &p.reqs, &p.instances); err != nil {
+			return parts, err
 		}
-		p.At = time.Unix(0, b).UTC()
-		if reqs > 0 {
-			p.ErrorRate = errs / reqs
+		if k := len(parts) - 1; k >= 0 && parts[k].b == p.b {
+			last := &parts[k]
+			last.n += p.n
+			last.cpu += p.cpu
+			last.mem += p.mem
+			last.errs += p.errs
+			last.reqs += p.reqs
+			last.instances = max(last.instances, p.instances)
+			continue
 		}
-		out = append(out, p)
+		parts = append(parts, p)
 	}
-	return out, rows.Err()
+	return parts, rows.Err()
 }
 
 // buckets counts the step-aligned buckets that [lo, hi) touches.
@@ -239,7 +309,7 @@ func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 // that late samples still count) and works one series and one hour per
 // transaction, so that it never holds the write lock for long.
 func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
-	end := floorDiv(upTo.UnixNano(), int64(time.Minute)) * int64(time.Minute)
+	end := floorDiv(upTo.UnixNano(), minute) * minute
 	var mark int64
 	err := db.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaRollupWatermark).Scan(&mark)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -263,7 +333,7 @@ func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
 		if err != nil {
 			return fmt.Errorf("rollup: %w", err)
 		}
-		from := floorDiv(first, int64(time.Minute)) * int64(time.Minute)
+		from := floorDiv(first, minute) * minute
 		for lo := from; lo < end; lo += int64(time.Hour) {
 			hi := min(lo+int64(time.Hour), end)
 			err := db.inTx(ctx, "rollup", func(tx *sql.Tx) error {
@@ -275,7 +345,7 @@ func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
 					 ON CONFLICT (series_id, minute) DO UPDATE SET
 					   n = excluded.n, cpu_sum = excluded.cpu_sum, memory_sum = excluded.memory_sum,
 					   requests = excluded.requests, errors = excluded.errors, max_instances = excluded.max_instances`,
-					int64(time.Minute), int64(time.Minute), id, lo, hi)
+					minute, minute, id, lo, hi)
 				return err
 			})
 			if err != nil {

@@ -217,6 +217,45 @@ func TestRollupAndOldRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// While raw samples are all there, whole-minute steps read rolled-up
+	// minutes from the rollups and the rest raw, with the same answer.
+	for _, tt := range []struct {
+		name     string
+		from, to time.Time
+		step     time.Duration
+	}{
+		{"minutes", ts(0), ts(20 * time.Minute), time.Minute},
+		{"ragged ends", ts(90 * time.Second), ts(19*time.Minute + 10*time.Second), time.Minute},
+		{"two minutes, odd start", ts(61 * time.Second), ts(20 * time.Minute), 2 * time.Minute},
+		{"hour", ts(-time.Hour), ts(time.Hour), time.Hour},
+		{"sub-minute stays raw", ts(0), ts(20 * time.Minute), 30 * time.Second},
+	} {
+		t.Run("before prune/"+tt.name, func(t *testing.T) {
+			got, err := db.QuerySamples(ctx, "checkout", tt.from, tt.to, tt.step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			equalPoints(t, got, aggregate(checkout, tt.from, tt.to, tt.step))
+		})
+	}
+	// And they really come from the rollups: a doctored rollup shows.
+	if _, err := db.write.Exec(`UPDATE sample_rollups SET max_instances = 99 WHERE minute = ?`, ts(3*time.Minute).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := db.QuerySamples(ctx, "checkout", ts(3*time.Minute), ts(4*time.Minute), time.Minute)
+	if len(got) != 1 || got[0].Instances != 99 {
+		t.Fatalf("minute step did not read the rollup: %+v", got)
+	}
+	got, _ = db.QuerySamples(ctx, "checkout", ts(3*time.Minute), ts(4*time.Minute), 30*time.Second)
+	if len(got) != 2 || got[0].Instances == 99 {
+		t.Fatalf("sub-minute step read the rollup: %+v", got)
+	}
+	// Undo the doctoring.
+	if _, err := db.write.Exec(`UPDATE sample_rollups SET max_instances = ? WHERE minute = ?`,
+		aggregate(checkout, ts(3*time.Minute), ts(4*time.Minute), time.Minute)[0].Instances, ts(3*time.Minute).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+
 	// Keep raw samples from minute 10 on.
 	deleted, err := db.Prune(ctx, ts(20*time.Minute), 10*time.Minute, 0, 100)
 	if err != nil {
