@@ -328,3 +328,39 @@ func TestKeyedConcurrent(t *testing.T) {
 		t.Fatalf("len %d > 100", k.Len())
 	}
 }
+
+// FuzzSlidingWindow drives a window with arbitrary clock moves (including
+// stale ones) and request sizes and checks that no fixed window ever admits
+// more than the limit, and that a fresh estimate never exceeds it. A
+// limiter can only judge a reading stale against readings it has acted on,
+// so admissions are attributed to the newest of those.
+func FuzzSlidingWindow(f *testing.F) {
+	f.Add(uint8(10), []byte{1, 2, 3, 200, 7, 9, 0, 255, 64, 64})
+	f.Fuzz(func(t *testing.T, limit uint8, ops []byte) {
+		const window = time.Second
+		clk := clock.NewManual(time.Hour)
+		s := NewSlidingWindow(int(limit), window, WithClock(clk))
+		perWindow := map[int64]int{}
+		latest := clk.Nanotime() // newest reading the limiter has acted on
+		for i := 0; i+1 < len(ops); i += 2 {
+			clk.Advance(time.Duration(int(ops[i])-64) * 10 * time.Millisecond)
+			n := int(ops[i+1] % 4)
+			if s.AllowN(n) {
+				// A stale reading's admissions belong to the newest
+				// window the limiter has seen.
+				latest = max(latest, clk.Nanotime())
+				perWindow[latest/int64(window)] += n
+			}
+			for w, c := range perWindow {
+				if c > int(limit) {
+					t.Fatalf("window %d admitted %d > limit %d", w, c, limit)
+				}
+			}
+			// A stale reading sees a higher estimate (the previous window
+			// weighs more), which errs the safe way; check fresh ones.
+			if est := s.Count(); clk.Nanotime() >= latest && est > float64(limit)+1e-9 {
+				t.Fatalf("estimate %v > limit %d", est, limit)
+			}
+		}
+	})
+}

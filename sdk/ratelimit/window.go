@@ -48,8 +48,10 @@ func NewSlidingWindow(limit int, window time.Duration, opts ...Option) *SlidingW
 		f(&o)
 	}
 	s := &SlidingWindow{window: int64(window), limit: limit, clk: o.clock}
+	// Start in the current window: a reading older than construction is
+	// then stale and judged conservatively.
 	w, _ := s.index(s.now())
-	s.state.Store(pack(w-2, 0, 0))
+	s.state.Store(pack(w, 0, 0))
 	return s
 }
 
