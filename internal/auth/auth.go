@@ -196,7 +196,7 @@ func (a *Authenticator) List(ctx context.Context) ([]brownout.Token, error) {
 // Revoke revokes a token. The caller closes its live connections.
 func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.Token, error) {
 	if id == AdminTokenID {
-		return brownout.Token{}, brownout.Errorf(brownout.EINVALID, "the bootstrap admin token is set by configuration and cannot be revoked here")
+		return brownout.Token{}, brownout.Errorf(brownout.ECONFLICT, "the bootstrap admin token is set by configuration (CONTROLPLANE_ADMIN_TOKEN or the admin.token file) and cannot be revoked through the API")
 	}
 	now := a.now().UTC()
 	var before brownout.Token

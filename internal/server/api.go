@@ -65,8 +65,12 @@ func (s *Server) postReports(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listServices(w http.ResponseWriter, r *http.Request) {
-	items := s.ctl.Services()
-	writeJSON(w, http.StatusOK, list[controller.ServiceView]{Items: items})
+	page, next, err := paginate(r, s.ctl.Services(), func(v controller.ServiceView) string { return v.Name })
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list[controller.ServiceView]{Items: page, NextCursor: next})
 }
 
 // serviceParam returns the {service} path parameter, validated.
@@ -247,12 +251,7 @@ func (s *Server) postOverride(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listOverrides(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := onlyParams(q, "service"); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	svc := q.Get("service")
+	svc := r.URL.Query().Get("service")
 	if svc != "" && svc != brownout.GlobalScope {
 		if err := brownout.CheckName("service", svc); err != nil {
 			writeError(w, r, err)
@@ -265,7 +264,12 @@ func (s *Server) listOverrides(w http.ResponseWriter, r *http.Request) {
 			items = append(items, o)
 		}
 	}
-	writeJSON(w, http.StatusOK, list[brownout.Override]{Items: items})
+	page, next, err := paginate(r, items, func(o brownout.Override) string { return o.ID }, "service")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list[brownout.Override]{Items: page, NextCursor: next})
 }
 
 func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
@@ -345,10 +349,12 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if toks == nil {
-		toks = []brownout.Token{}
+	page, next, err := paginate(r, toks, func(t brownout.Token) string { return t.ID })
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, list[brownout.Token]{Items: toks})
+	writeJSON(w, http.StatusOK, list[brownout.Token]{Items: page, NextCursor: next})
 }
 
 func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,4 +76,44 @@ func TestSampleHistoryIsAggregatedOnTheServer(t *testing.T) {
 	}
 	b, _ := json.Marshal(resp)
 	t.Logf("%s", b)
+}
+
+func TestInMemoryListsPaginate(t *testing.T) {
+	s := servertest.Start(t)
+	for i := 0; i < 5; i++ {
+		s.MustDo(t, "POST", "/api/v1/reports", s.AdminToken, report(fmt.Sprintf("svc-%d", i), "i", 1, 1, 0, 0), 202, nil)
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	pages := 0
+	for {
+		var page struct {
+			Items      []struct{ Name string } `json:"items"`
+			NextCursor string                  `json:"next_cursor"`
+		}
+		path := "/api/v1/services?limit=2"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		s.MustDo(t, "GET", path, s.AdminToken, nil, 200, &page)
+		pages++
+		for _, it := range page.Items {
+			if seen[it.Name] {
+				t.Fatalf("%s twice", it.Name)
+			}
+			seen[it.Name] = true
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if len(seen) != 5 || pages != 3 {
+		t.Fatalf("saw %d services in %d pages, want 5 in 3", len(seen), pages)
+	}
+	for _, p := range []string{"/api/v1/services?limit=0", "/api/v1/services?cursor=zz%21", "/api/v1/tokens?bogus=1", "/api/v1/overrides?limit=5000"} {
+		if st, b := s.Do(t, "GET", p, s.AdminToken, nil); st != 400 {
+			t.Errorf("%s: %d %s", p, st, b)
+		}
+	}
 }
