@@ -493,7 +493,7 @@ func (b *Breaker) add(now int64, failed, slow bool) {
 		if n := c.calls.Add(1); n == b.perBucket {
 			// This call filled the bucket: start the next one.
 			next := &b.buckets[(seq+1)&b.mask]
-			next.reset()
+			next.s[0].reset() // a count window uses stripe 0 only
 			next.epoch.Store(seq + 1)
 			b.cur.CompareAndSwap(seq, seq+1)
 		}
