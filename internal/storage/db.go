@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -60,6 +62,9 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
+	if err := createFile(abs); err != nil {
+		return nil, fmt.Errorf("open db: %w", err)
+	}
 	db := &DB{log: log, series: map[string]int64{}}
 
 	// Writer: synchronous(FULL) so that an acknowledged write survives power
@@ -97,6 +102,23 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	return db, nil
 }
 
+// createFile creates the database file, and its directory, readable by
+// the owner only when it does not exist yet: it holds token hashes and the
+// audit trail. SQLite gives the -wal and -shm files the same mode.
+func createFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // dsn builds a modernc.org/sqlite DSN with the pragmas every connection
 // needs plus extra.
 func dsn(path string, extra ...string) string {
@@ -131,8 +153,10 @@ func (db *DB) Close() error {
 		errs = append(errs, db.read.Close())
 	}
 	if db.write != nil {
-		// Fold the WAL back into the main file so that a copy of the file
-		// alone is a complete database.
+		// Keep the planner's statistics fresh, as SQLite recommends before
+		// closing, and fold the WAL back into the main file so that a copy of
+		// the file alone is a complete database.
+		_, _ = db.write.Exec("PRAGMA optimize")
 		_, _ = db.write.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		errs = append(errs, db.write.Close())
 	}

@@ -7,14 +7,17 @@ import (
 )
 
 func TestOpenCreatesFileAtPath(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data dir?#%")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	// The directory does not exist yet, and its name needs escaping in a
+	// URI.
+	dir := filepath.Join(t.TempDir(), "data dir?#%", "sub")
 	path := filepath.Join(dir, "brownout.db")
 	mustOpenPath(t, path)
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		t.Fatalf("database file not at %s: %v", path, err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Fatalf("got mode %v, want 0600: the file holds token hashes", got)
 	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {

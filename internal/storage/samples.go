@@ -23,11 +23,18 @@ const rollupRedo = 5 * time.Minute
 const metaRollupWatermark = "rollup_watermark"
 
 // WriteSamples stores batch in one transaction. A sample for a service and
-// instant already stored replaces it. Use it through a SampleWriter, which
+// instant already stored replaces it. A sample with an invalid service name
+// or a time outside 1678–2261 fails the whole batch with EBADREQUEST before
+// anything is written. Use it through a SampleWriter, which
 // batches; one call per sample would pay one fsync per sample.
 func (db *DB) WriteSamples(ctx context.Context, batch []brownout.Sample) error {
 	if len(batch) == 0 {
 		return nil
+	}
+	for i, s := range batch {
+		if err := checkSample(s); err != nil {
+			return fmt.Errorf("write samples: sample %d: %w", i, err)
+		}
 	}
 	fresh := map[string]int64{}
 	err := db.inTx(ctx, "write_samples", func(tx *sql.Tx) error {
@@ -60,6 +67,19 @@ func (db *DB) WriteSamples(ctx context.Context, batch []brownout.Sample) error {
 			db.series[name] = id
 		}
 		db.seriesMu.Unlock()
+	}
+	return nil
+}
+
+// checkSample refuses a sample that cannot be stored: a bad service name,
+// or a time that does not fit in int64 nanoseconds (the zero time among
+// them).
+func checkSample(s brownout.Sample) error {
+	if err := brownout.CheckName("service", s.Service); err != nil {
+		return err
+	}
+	if s.At.Year() < 1678 || s.At.Year() > 2261 {
+		return brownout.FieldErrorf(brownout.EBADREQUEST, "at", "%s is out of range", s.At)
 	}
 	return nil
 }

@@ -64,11 +64,12 @@ func NewSampleWriter(db *DB, flushEvery time.Duration, maxBatch int, log *slog.L
 }
 
 // Enqueue queues s for the next batch. It never blocks: when the queue is
-// full, or the writer is closed, it drops s, counts it and returns false.
+// full, the writer is closed or s cannot be stored (see WriteSamples), it
+// drops s, counts it and returns false.
 func (w *SampleWriter) Enqueue(s brownout.Sample) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if !w.closed {
+	if !w.closed && checkSample(s) == nil {
 		select {
 		case w.in <- s:
 			return true

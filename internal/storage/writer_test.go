@@ -47,6 +47,44 @@ func TestSampleWriterFlushesOnClose(t *testing.T) {
 	}
 }
 
+func TestInvalidSamplesRefused(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	good := brownout.Sample{Service: "checkout", At: ts(0)}
+	tests := []struct {
+		name string
+		s    brownout.Sample
+	}{
+		{"zero time", brownout.Sample{Service: "checkout"}},
+		{"empty service", brownout.Sample{At: ts(0)}},
+		{"bad service", brownout.Sample{Service: "Check Out", At: ts(0)}},
+	}
+	w := NewSampleWriter(db, time.Hour, 10, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantCode(t, db.WriteSamples(ctx, []brownout.Sample{good, tt.s}), brownout.EBADREQUEST)
+			if w.Enqueue(tt.s) {
+				t.Fatal("Enqueue accepted an invalid sample")
+			}
+		})
+	}
+	if got := countSamples(t, db); got != 0 {
+		t.Fatalf("a refused batch stored %d samples", got)
+	}
+	if !w.Enqueue(good) {
+		t.Fatal("Enqueue refused a valid sample")
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.Dropped(), uint64(len(tests)); got != want {
+		t.Fatalf("got %d dropped, want %d", got, want)
+	}
+	if got := countSamples(t, db); got != 1 {
+		t.Fatalf("got %d samples, want 1", got)
+	}
+}
+
 func TestSampleWriterFlushesOnTimerAndSize(t *testing.T) {
 	db := MustOpenDB(t)
 	var flushes atomic.Int64
