@@ -30,8 +30,8 @@ type inFrame struct {
 	Override      *Override       `json:"override"`
 	Cause         string          `json:"cause"`
 	ChangedAt     time.Time       `json:"changed_at"`
-	Code          string          `json:"code"`
-	Message       string          `json:"message"`
+	Code          string          `json:"code,omitempty"`
+	Message       string          `json:"message,omitempty"`
 }
 
 type ackFrame struct {
