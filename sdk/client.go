@@ -295,8 +295,9 @@ func (c *Client) Unregister(name string) {
 }
 
 // Close stops the client: it closes the connection, stops reporting and
-// waits for every goroutine of the client to end. Reads keep serving the
-// last state. Reports still buffered are dropped. Close is idempotent.
+// waits for every goroutine of the client to end, including a callback in
+// progress (so a callback must not call Close). Reads keep serving the last
+// state. Reports still buffered are dropped. Close is idempotent.
 func (c *Client) Close() error {
 	c.closed.Do(func() {
 		c.cancel()
@@ -305,8 +306,8 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// recomputeLocked stores the state computed from the current inputs if it differs
-// from the one served. c.mu must be held, which orders publications.
+// recomputeLocked stores the state computed from the current inputs if it
+// differs from the one served. c.mu must be held, which orders publications.
 func (c *Client) recomputeLocked() {
 	now := c.cfg.clock.Now()
 	st := c.base
