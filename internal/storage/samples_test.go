@@ -106,6 +106,9 @@ func TestQuerySamplesRaw(t *testing.T) {
 	}{
 		{"1m steps", ts(0), ts(10 * time.Minute), time.Minute},
 		{"1s steps", ts(0), ts(10 * time.Minute), time.Second},
+		{"small step folded in Go", ts(0), ts(10 * time.Minute), 3 * time.Second},
+		{"small step from inside a bucket", ts(time.Second), ts(5*time.Minute + 500*time.Millisecond), 4 * time.Second},
+		{"sub-second step", ts(0), ts(time.Minute), 250 * time.Millisecond},
 		{"odd step aligned to the epoch", ts(0), ts(10 * time.Minute), 7 * time.Second},
 		{"from inside a bucket", ts(90 * time.Second), ts(5 * time.Minute), time.Minute},
 		{"range beyond the data", ts(-time.Hour), ts(time.Hour), 15 * time.Minute},
