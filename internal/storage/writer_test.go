@@ -267,3 +267,47 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		}
 	}
 }
+
+func TestRunRetention(t *testing.T) {
+	db := MustOpenDB(t)
+	// RunRetention reads the clock, so the samples are placed around now.
+	now := time.Now()
+	start := now.Add(-2 * time.Hour).Truncate(time.Minute)
+	mustWrite(t, db, genSamples("checkout", start, 10*time.Second, 2*360))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RunRetention(ctx, db, 10*time.Millisecond, time.Hour, 90*time.Minute, nil)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var oldestRaw, oldestRollup, rollups int64
+		err := db.read.QueryRow(`SELECT (SELECT min(at) FROM samples), (SELECT min(minute) FROM sample_rollups), (SELECT count(*) FROM sample_rollups)`).
+			Scan(&oldestRaw, &oldestRollup, &rollups)
+		if err == nil && oldestRaw >= now.Add(-time.Hour).UnixNano() &&
+			oldestRollup >= now.Add(-90*time.Minute).Add(-time.Minute).UnixNano() && rollups >= 85 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention did not converge: oldest raw %v, oldest rollup %v, %d rollups (err %v)",
+				time.Unix(0, oldestRaw), time.Unix(0, oldestRollup), rollups, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunRetention did not return after cancel")
+	}
+	// What the raw samples lost, the rollups still answer.
+	got, err := db.QuerySamples(context.Background(), "checkout", start, now, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 85 {
+		t.Fatalf("got %d points over the last 2 h, want >= 85 (90 min of rollups)", len(got))
+	}
+}
