@@ -142,7 +142,9 @@ func (db *DB) lookupSeries(ctx context.Context, name string) (int64, bool, error
 // minutes for the whole answer and that part is widened to whole minutes.
 // When step is a whole number of minutes anyway, whole minutes already
 // rolled up are read from the rollups too (60 rows an hour instead of
-// 3,600); the answer is the same, since rollups keep exact sums.
+// 3,600); the answer is the same, since rollups keep exact sums, except
+// for a sample written into a minute after that minute was rolled up and
+// left Rollup's redo window. Times before 1970 are not supported.
 // More than MaxPoints buckets, a step that is not positive or a range that
 // is empty is EBADREQUEST naming the parameter.
 func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error) {
