@@ -2,6 +2,7 @@ package openfeature
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	of "github.com/open-feature/go-sdk/openfeature"
@@ -10,6 +11,8 @@ import (
 
 // BenchmarkEnabled reads one boolean flag three ways, in parallel:
 //
+//   - baseline_atomic_map: a bare map read through an atomic.Pointer, the
+//     floor for any lock-free flag read (to compare runs on a loaded machine);
 //   - sdk_Enabled: the Brownout client's atomic-pointer snapshot;
 //   - openfeature_inmemory: the OpenFeature client over its in-memory
 //     provider, the floor for any OpenFeature provider;
@@ -33,6 +36,18 @@ func BenchmarkEnabled(b *testing.B) {
 	ctx := context.Background()
 	evalCtx := of.EvaluationContext{}
 
+	var bare atomic.Pointer[map[string]bool]
+	bare.Store(&map[string]bool{"analytics": true})
+	b.Run("baseline_atomic_map", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if !(*bare.Load())["analytics"] {
+					b.Error("flag off")
+				}
+			}
+		})
+	})
 	b.Run("sdk_Enabled", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
