@@ -163,3 +163,13 @@ func TestChangeEvents(t *testing.T) {
 		}
 	}
 }
+
+// The provider itself allocates nothing per evaluation: the metadata map is
+// built once per state. (The OpenFeature client copies it per call.)
+func TestProviderDoesNotAllocate(t *testing.T) {
+	p := NewProvider(offlineClient(t, map[string]bool{"analytics": true}))
+	ctx := context.Background()
+	if a := testing.AllocsPerRun(1000, func() { p.BooleanEvaluation(ctx, "analytics", false, nil) }); a != 0 {
+		t.Fatalf("BooleanEvaluation allocates %v times", a)
+	}
+}
