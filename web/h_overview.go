@@ -3,8 +3,10 @@ package web
 import (
 	"context"
 	"net/http"
+	"sort"
 	"time"
 
+	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/web/pages/overview"
 )
 
@@ -20,12 +22,28 @@ func (h *handler) overview(w http.ResponseWriter, r *http.Request, rc reqCtx) {
 }
 
 func (h *handler) cards(ctx context.Context) ([]overview.Card, overview.Summary) {
-	views := h.d.Controller.Services()
+	views := h.services()
 	deadline := time.Now().Add(overviewFetchBudget)
 	cards := make([]overview.Card, len(views))
 	for i, v := range views {
-		e := h.sparks.get(ctx, v.Name, time.Now().Before(deadline))
-		cards[i] = overview.CardOf(v, e.To, e.Points)
+		cards[i] = overview.CardOf(v, h.sparks.svgs(ctx, v.Name, v.Thresholds, time.Now().Before(deadline)))
 	}
 	return cards, overview.SummaryOf(views)
+}
+
+// services lists services worst first: effective level, then computed
+// level (so that under emergency mode the services that would be degraded
+// anyway lead), then name.
+func (h *handler) services() []controller.ServiceView {
+	views := h.d.Controller.Services()
+	sort.SliceStable(views, func(i, j int) bool {
+		if views[i].Level != views[j].Level {
+			return views[i].Level > views[j].Level
+		}
+		if views[i].ComputedLevel != views[j].ComputedLevel {
+			return views[i].ComputedLevel > views[j].ComputedLevel
+		}
+		return views[i].Name < views[j].Name
+	})
+	return views
 }

@@ -229,13 +229,12 @@ func (hb *hub) renderAndSend(conns []*liveConn) {
 	var ovChanged []frag
 	var ovAll func() []frag
 	if needOverview {
-		views := h.d.Controller.Services()
+		views := h.services()
 		cards := make([]overview.Card, len(views))
 		order := make([]string, len(views))
 		seen := make(map[string]struct{}, len(views))
 		for i, v := range views {
-			e := h.sparks.get(ctx, v.Name, true)
-			cards[i] = overview.CardOf(v, e.To, e.Points)
+			cards[i] = overview.CardOf(v, h.sparks.svgs(ctx, v.Name, v.Thresholds, true))
 			order[i] = v.Name
 			seen[v.Name] = struct{}{}
 		}

@@ -2,11 +2,16 @@ package web
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/web/pages/overview"
+	"github.com/brownout-io/brownout/web/ui"
 )
 
 // Sparklines cover the last 15 minutes in 15 s steps and are refreshed from
@@ -22,6 +27,9 @@ type sparkEntry struct {
 	// To is when the points were fetched: the sparkline's right edge.
 	To     time.Time
 	Points []brownout.SamplePoint
+	// svgs caches the rendered sparklines of these points for th.
+	svgs *[3]string
+	th   levels.Thresholds
 }
 
 type sparkCache struct {
@@ -59,7 +67,39 @@ func (c *sparkCache) get(ctx context.Context, service string, fetch bool) sparkE
 	return e
 }
 
-// forget drops services that no longer exist.
+// svgs returns the service's three sparklines (CPU, memory, error rate)
+// as SVG markup. They are rendered once per refresh of the points (or
+// change of thresholds), not once per page: the overview of 200 services
+// would otherwise spend most of its time drawing the same lines again.
+func (c *sparkCache) svgs(ctx context.Context, service string, th levels.Thresholds, fetch bool) [3]string {
+	e := c.get(ctx, service, fetch)
+	if e.svgs != nil && sameThresholds(e.th, th) {
+		return *e.svgs
+	}
+	charts := overview.Sparks(th, e.To, e.Points)
+	var out [3]string
+	var b strings.Builder
+	for i, ch := range charts {
+		b.Reset()
+		_ = ui.ChartSVG(ch).Render(ctx, &b)
+		out[i] = b.String()
+	}
+	if !e.To.IsZero() {
+		c.mu.Lock()
+		if cur, ok := c.m[service]; ok && cur.To.Equal(e.To) {
+			cur.svgs, cur.th = &out, th
+			c.m[service] = cur
+		}
+		c.mu.Unlock()
+	}
+	return out
+}
+
+func sameThresholds(a, b levels.Thresholds) bool {
+	return a.Cooldown == b.Cooldown && slices.Equal(a.Levels, b.Levels)
+}
+
+// retain drops services that no longer exist.
 func (c *sparkCache) retain(names map[string]struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

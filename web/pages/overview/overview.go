@@ -56,19 +56,19 @@ func SummaryOf(views []controller.ServiceView) Summary {
 
 // Card is one service on the overview.
 type Card struct {
-	Name       string
-	Level      int
-	Computed   int
-	Version    uint64
-	Override   *brownout.Override
-	Stale      bool
-	Detail     string
-	CPU        string
-	Mem        string
-	Err        string
-	CPUChart   ui.Chart
-	MemChart   ui.Chart
-	ErrChart   ui.Chart
+	Name     string
+	Level    int
+	Computed int
+	Version  uint64
+	Override *brownout.Override
+	Stale    bool
+	Detail   string
+	CPU      string
+	Mem      string
+	Err      string
+	// Sparks are the CPU, memory and error-rate sparklines, as SVG markup
+	// rendered by ui.ChartSVG from Sparks' charts.
+	Sparks     [3]string
 	LiveN      int
 	StaleN     int
 	OnCurrent  int
@@ -77,14 +77,16 @@ type Card struct {
 	LastReport time.Time
 }
 
-// CardOf builds a card from a service view and its sparkline points, which
-// end at to.
-func CardOf(v controller.ServiceView, to time.Time, pts []brownout.SamplePoint) Card {
+// CardOf builds a card from a service view and its rendered sparklines.
+func CardOf(v controller.ServiceView, sparks [3]string) Card {
 	c := Card{
 		Name: v.Name, Level: v.Level, Computed: v.ComputedLevel, Version: v.Version, Override: v.Override,
 		Stale: v.Stale, Detail: v.Detail,
 		CPU: ui.Pct(v.Signals.CPUPercent), Mem: ui.Pct(v.Signals.MemoryPercent), Err: ui.Rate(v.Signals.ErrorRate),
-		OnCurrent: v.Convergence.OnCurrent, Subscribed: v.Convergence.Live,
+		OnCurrent: v.Convergence.OnCurrent, Subscribed: v.Convergence.Live, Sparks: sparks,
+	}
+	if v.Cause == "initial" {
+		c.Detail = "" // "service created" says nothing an operator needs
 	}
 	if v.LastReport != nil {
 		c.LastReport = *v.LastReport
@@ -99,12 +101,12 @@ func CardOf(v controller.ServiceView, to time.Time, pts []brownout.SamplePoint) 
 	if d, err := time.ParseDuration(v.Convergence.SlowestAck); err == nil {
 		c.Slowest = ui.Dur2(d)
 	}
-	c.CPUChart, c.MemChart, c.ErrChart = Sparks(v.Thresholds, to, pts)
 	return c
 }
 
-// Sparks builds the three sparklines of a service.
-func Sparks(th levels.Thresholds, to time.Time, pts []brownout.SamplePoint) (cpu, mem, errs ui.Chart) {
+// Sparks builds the three sparklines of a service over the 15 minutes
+// before to.
+func Sparks(th levels.Thresholds, to time.Time, pts []brownout.SamplePoint) [3]ui.Chart {
 	n := len(pts)
 	at := make([]time.Time, n)
 	cv, mv, ev := make([]float64, n), make([]float64, n), make([]float64, n)
@@ -117,14 +119,15 @@ func Sparks(th levels.Thresholds, to time.Time, pts []brownout.SamplePoint) (cpu
 	}
 	spec := func(title string, ymax float64, ths []float64, f func(float64) string) ui.ChartSpec {
 		return ui.ChartSpec{Title: title, From: to.Add(-15 * time.Minute), To: to, Step: 15 * time.Second, YMax: ymax,
-			Thresholds: ths, Format: f, Width: 120, Height: 30, Spark: true}
+			Thresholds: ths, Format: f, Width: 120, Height: 40, Spark: true}
 	}
 	errMax := 0.3
 	if len(te) == 3 {
 		errMax = te[2] * 1.2
 	}
-	cpu = ui.Build(ui.Series{At: at, V: cv}, spec("CPU, last 15 minutes", 100, tc, ui.Pct))
-	mem = ui.Build(ui.Series{At: at, V: mv}, spec("Memory, last 15 minutes", 100, tm, ui.Pct))
-	errs = ui.Build(ui.Series{At: at, V: ev}, spec("Error rate, last 15 minutes", errMax, te, ui.Rate))
-	return cpu, mem, errs
+	return [3]ui.Chart{
+		ui.Build(ui.Series{At: at, V: cv}, spec("CPU, last 15 minutes", 100, tc, ui.Pct)),
+		ui.Build(ui.Series{At: at, V: mv}, spec("Memory, last 15 minutes", 100, tm, ui.Pct)),
+		ui.Build(ui.Series{At: at, V: ev}, spec("Error rate, last 15 minutes", errMax, te, ui.Rate)),
+	}
 }

@@ -178,7 +178,7 @@ func Charts(th levels.Thresholds, from, to time.Time, step time.Duration, pts []
 	}
 	spec := func(title string, ymax float64, ths []float64, f func(float64) string) ui.ChartSpec {
 		return ui.ChartSpec{Title: title, From: from, To: to, Step: step, YMax: ymax, Thresholds: ths, Bands: bands,
-			Format: f, Width: 720, Height: 170}
+			Format: f, Width: 400, Height: 180}
 	}
 	return []ui.Chart{
 		ui.Build(ui.Series{At: at, V: cv}, spec("CPU", 100, tc, ui.Pct0)),
