@@ -24,6 +24,7 @@ func customFlags() featureflags.Set {
 }
 
 func TestConfigRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	audit := func(action, target string) brownout.AuditEntry {
 		return brownout.AuditEntry{At: ts(0), Actor: "alice", Action: action, Target: target,
@@ -157,6 +158,7 @@ func TestConfigRoundTrip(t *testing.T) {
 }
 
 func TestConfigBadServiceName(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	for _, name := range []string{"", "*", "Upper", "-x"} {
@@ -170,6 +172,7 @@ func TestConfigBadServiceName(t *testing.T) {
 // TestConfigAuditAtomic makes the audit insert fail and checks that the
 // config change it belongs to was not stored either.
 func TestConfigAuditAtomic(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	if err := db.PutServiceThresholds(ctx, "checkout", levels.Default(), brownout.AuditEntry{At: ts(0), Actor: "a"}); err != nil {

@@ -49,6 +49,7 @@ func ts(d time.Duration) time.Time {
 }
 
 func TestOpenMigratesAndReopens(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "brownout.db")
 	ctx := context.Background()
 
@@ -103,6 +104,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 }
 
 func TestReadPoolIsQueryOnly(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	_, err := db.read.Exec(`INSERT INTO meta (key, value) VALUES ('x', 1)`)
 	if err == nil {
@@ -111,6 +113,7 @@ func TestReadPoolIsQueryOnly(t *testing.T) {
 }
 
 func TestObserver(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	var ops []string
 	db.SetObserver(func(op string, d time.Duration) { ops = append(ops, op) })
@@ -127,6 +130,7 @@ func TestObserver(t *testing.T) {
 }
 
 func TestTranslate(t *testing.T) {
+	t.Parallel()
 	if !errors.Is(translate(nil), nil) {
 		t.Fatal("translate(nil) != nil")
 	}

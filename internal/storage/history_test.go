@@ -56,6 +56,7 @@ func collect[T any](tb testing.TB, list func(brownout.Filter) (brownout.Page[T],
 }
 
 func TestListAuditPagination(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	all := seedAudit(t, db, 100)
@@ -124,6 +125,7 @@ func TestListAuditPagination(t *testing.T) {
 }
 
 func TestListBadCursor(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	seedAudit(t, db, 3)
@@ -160,6 +162,7 @@ func TestListBadCursor(t *testing.T) {
 }
 
 func TestListLevelChangesPagination(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	services := []string{"checkout", "search", "api"}
@@ -214,6 +217,7 @@ func TestListLevelChangesPagination(t *testing.T) {
 }
 
 func TestAuditService(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ target, want string }{
 		{"service:checkout", "checkout"},
 		{"service:checkout/flags", "checkout"},

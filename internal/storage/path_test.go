@@ -7,6 +7,7 @@ import (
 )
 
 func TestOpenCreatesFileAtPath(t *testing.T) {
+	t.Parallel()
 	// The directory does not exist yet, and its name needs escaping in a
 	// URI.
 	dir := filepath.Join(t.TempDir(), "data dir?#%", "sub")

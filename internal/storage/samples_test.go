@@ -93,6 +93,7 @@ func mustWrite(tb testing.TB, db *DB, samples []brownout.Sample) {
 }
 
 func TestQuerySamplesRaw(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	checkout := genSamples("checkout", ts(0), time.Second, 600)
@@ -141,6 +142,7 @@ func TestQuerySamplesRaw(t *testing.T) {
 }
 
 func TestQuerySamplesWeighting(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	mustWrite(t, db, []brownout.Sample{
@@ -168,6 +170,7 @@ func TestQuerySamplesWeighting(t *testing.T) {
 }
 
 func TestQuerySamplesBadRequest(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	tests := []struct {
@@ -198,6 +201,7 @@ func TestQuerySamplesBadRequest(t *testing.T) {
 }
 
 func TestRollupAndOldRanges(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	checkout := genSamples("checkout", ts(0), time.Second, 20*60)
@@ -311,6 +315,7 @@ func TestRollupAndOldRanges(t *testing.T) {
 }
 
 func TestPruneBatches(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	for _, s := range []string{"a", "b", "c"} {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestSaveServiceState(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 
@@ -76,6 +77,7 @@ func TestSaveServiceState(t *testing.T) {
 }
 
 func TestOverrides(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	exp := ts(15 * time.Minute)
@@ -169,6 +171,7 @@ func TestOverrides(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	toks := []brownout.Token{

@@ -22,6 +22,7 @@ func countSamples(tb testing.TB, db *DB) int {
 }
 
 func TestSampleWriterFlushesOnClose(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	// A flush interval far beyond the test: only Close writes.
 	w := NewSampleWriter(db, time.Hour, 1000, nil)
@@ -48,6 +49,7 @@ func TestSampleWriterFlushesOnClose(t *testing.T) {
 }
 
 func TestInvalidSamplesRefused(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	good := brownout.Sample{Service: "checkout", At: ts(0)}
@@ -86,6 +88,7 @@ func TestInvalidSamplesRefused(t *testing.T) {
 }
 
 func TestSampleWriterFlushesOnTimerAndSize(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	var flushes atomic.Int64
 	db.SetObserver(func(op string, _ time.Duration) {
@@ -125,6 +128,7 @@ func TestSampleWriterFlushesOnTimerAndSize(t *testing.T) {
 }
 
 func TestSampleWriterCountsDrops(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	const maxBatch = 10
@@ -167,12 +171,13 @@ func TestSampleWriterCountsDrops(t *testing.T) {
 // and readers at once; under -race it also checks the package's own
 // synchronisation. No SQLITE_BUSY may surface.
 func TestConcurrentReadersAndWriters(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	w := NewSampleWriter(db, 5*time.Millisecond, 50, nil)
 
 	const workers = 4
-	const rounds = 60
+	const rounds = 30
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	report := func(err error) {
@@ -269,6 +274,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 }
 
 func TestRunRetention(t *testing.T) {
+	t.Parallel()
 	db := MustOpenDB(t)
 	// RunRetention reads the clock, so the samples are placed around now.
 	now := time.Now()
