@@ -138,7 +138,8 @@ func dsn(path string, extra ...string) string {
 }
 
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.FS, goose.WithSlog(log))
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.FS,
+		goose.WithSlog(log), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

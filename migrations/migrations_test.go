@@ -1,0 +1,40 @@
+package migrations
+
+import (
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestFileNames keeps the files append-only and numbered without gaps, so
+// that goose applies them in the order they were written.
+func TestFileNames(t *testing.T) {
+	t.Parallel()
+	names, err := fs.Glob(FS, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) == 0 {
+		t.Fatal("no migrations embedded")
+	}
+	re := regexp.MustCompile(`^(\d{4})_[a-z0-9_]+\.sql$`)
+	for i, name := range names {
+		m := re.FindStringSubmatch(name)
+		if m == nil {
+			t.Errorf("%s: want NNNN_name.sql", name)
+			continue
+		}
+		if want := fmt.Sprintf("%04d", i+1); m[1] != want {
+			t.Errorf("%s: got number %s, want %s (no gaps, no duplicates)", name, m[1], want)
+		}
+		body, err := fs.ReadFile(FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), "-- +goose Up") {
+			t.Errorf("%s: no -- +goose Up section", name)
+		}
+	}
+}
