@@ -105,6 +105,7 @@ type options struct {
 	subs            []int
 	services        int
 	changes         int
+	rounds          int
 	scope           string
 	baseline        bool
 	settle          time.Duration
@@ -134,6 +135,7 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	subs := fs.String("subs", "1000", "comma-separated subscriber counts for prop and ingest")
 	fs.IntVar(&o.services, "services", 10, "services the subscribers are spread over")
 	fs.IntVar(&o.changes, "changes", 60, "override changes per propagation measurement")
+	fs.IntVar(&o.rounds, "rounds", 3, "split the changes into this many alternating floor/controller rounds")
 	fs.StringVar(&o.scope, "scope", "all", `which subscribers a change reaches: "all" (a global override) or "one" (an override of the first service)`)
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare broadcaster floor in the same run")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle time after connecting before RSS and goroutines are read")
@@ -181,6 +183,9 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	}
 	if o.changes < 1 || o.changes > 10000 {
 		return nil, errors.New("--changes must be 1 to 10000")
+	}
+	if o.rounds < 1 || o.rounds > o.changes {
+		return nil, errors.New("--rounds must be 1 to --changes")
 	}
 	if o.scope != "all" && o.scope != "one" {
 		return nil, errors.New(`--scope must be "all" or "one"`)

@@ -20,6 +20,7 @@ type PropResult struct {
 	Services    int    `json:"services"`
 	Scope       string `json:"scope"`
 	Changes     int    `json:"changes"`
+	Rounds      int    `json:"rounds"`
 	// Floor and Ours: time from the call that makes a change until the
 	// last affected subscriber has received and acked it.
 	Floor *Latency `json:"floor,omitempty"`
@@ -34,11 +35,15 @@ type PropResult struct {
 	PerSubP50Ms float64 `json:"per_subscriber_p50_ms"`
 	PerSubP99Ms float64 `json:"per_subscriber_p99_ms"`
 
-	ConnectSeconds float64  `json:"connect_seconds"`
-	RSSBeforeKiB   int64    `json:"rss_before_kib"`
-	RSSAfterKiB    int64    `json:"rss_after_kib"`
-	RSSPerSubKiB   float64  `json:"rss_per_subscriber_kib"`
-	GoroutinesPer  float64  `json:"goroutines_per_subscriber"`
+	ConnectSeconds float64 `json:"connect_seconds"`
+	RSSBeforeKiB   int64   `json:"rss_before_kib"`
+	RSSAfterKiB    int64   `json:"rss_after_kib"`
+	RSSPerSubKiB   float64 `json:"rss_per_subscriber_kib"`
+	GoroutinesPer  float64 `json:"goroutines_per_subscriber"`
+	// StackPerSubKiB and HeapPerSubKiB split the growth by the Go runtime's
+	// own accounting (go_memstats_stack_inuse_bytes, heap_inuse_bytes).
+	StackPerSubKiB float64  `json:"stack_per_subscriber_kib"`
+	HeapPerSubKiB  float64  `json:"heap_inuse_per_subscriber_kib"`
 	FloorRSSPerSub float64  `json:"floor_rss_per_subscriber_kib,omitempty"`
 	Errors         []string `json:"errors,omitempty"`
 }
@@ -74,38 +79,63 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error {
 	var errs []error
+	perRound := (o.changes + o.rounds - 1) / o.rounds
 	for _, n := range o.subs {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, Changes: o.changes}
+		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, Changes: perRound * o.rounds, Rounds: o.rounds}
 		res.Propagation = append(res.Propagation, r)
-		if o.baseline {
-			if err := measureFloor(ctx, o, n, r, log); err != nil {
-				r.Errors = append(r.Errors, "floor: "+err.Error())
-				errs = append(errs, fmt.Errorf("floor at %d: %w", n, err))
+		// Floor and controller alternate in rounds, so that a change in the
+		// machine's load during the run hits both alike.
+		var floor, ours, each, calls []time.Duration
+		for round := 1; round <= o.rounds && ctx.Err() == nil; round++ {
+			if o.baseline {
+				lasts, err := measureFloor(ctx, o, n, perRound, r, log)
+				floor = append(floor, lasts...)
+				if err != nil {
+					r.Errors = append(r.Errors, "floor: "+err.Error())
+					errs = append(errs, fmt.Errorf("floor at %d: %w", n, err))
+				}
+			}
+			m, err := measureOurs(ctx, o, n, perRound, r, log)
+			ours, each, calls = append(ours, m.lasts...), append(each, m.each...), append(calls, m.calls...)
+			if err != nil {
+				r.Errors = append(r.Errors, err.Error())
+				errs = append(errs, fmt.Errorf("controller at %d: %w", n, err))
 			}
 		}
-		if err := measureOurs(ctx, o, n, r, log); err != nil {
-			r.Errors = append(r.Errors, err.Error())
-			errs = append(errs, fmt.Errorf("controller at %d: %w", n, err))
+		if o.baseline {
+			r.Floor = latencyOf(floor)
 		}
-		if r.Floor != nil && r.Floor.P99Ms > 0 && r.Ours != nil {
+		r.Ours = latencyOf(ours)
+		r.APICallP50Ms, r.APICallP99Ms = ms(pct(calls, 50)), ms(pct(calls, 99))
+		r.PerSubP50Ms, r.PerSubP99Ms = ms(pct(each, 50)), ms(pct(each, 99))
+		if r.Floor != nil && r.Floor.P99Ms > 0 && r.Ours.N > 0 {
 			r.RatioP50 = r.Ours.P50Ms / r.Floor.P50Ms
 			r.RatioP99 = r.Ours.P99Ms / r.Floor.P99Ms
 		}
+		o.logf(log, "%d subscribers: floor p50 %.1f p99 %.1f ms; ours p50 %.1f p99 %.1f ms; ratio p50 %.2f p99 %.2f",
+			n, r.Floor.orZero().P50Ms, r.Floor.orZero().P99Ms, r.Ours.P50Ms, r.Ours.P99Ms, r.RatioP50, r.RatioP99)
 	}
 	return errors.Join(errs...)
 }
 
+func (l *Latency) orZero() *Latency {
+	if l == nil {
+		return &Latency{}
+	}
+	return l
+}
+
 // measureFloor runs the bare broadcaster and measures it with the same
 // client code.
-func measureFloor(ctx context.Context, o *options, n int, r *PropResult, log io.Writer) error {
+func measureFloor(ctx context.Context, o *options, n, changes int, r *PropResult, log io.Writer) ([]time.Duration, error) {
 	base, pid := o.baselineURL, 0
 	if base == "" {
 		b, err := startBaseline()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer b.stop()
 		base, pid = "http://"+b.addr, b.pid
@@ -122,10 +152,10 @@ func measureFloor(ctx context.Context, o *options, n int, r *PropResult, log io.
 	defer f.closeAll()
 	o.logf(log, "floor: connecting %d subscribers", n)
 	if failed, took := f.connectAll(ctx, o.par); failed > 0 {
-		return fmt.Errorf("%d of %d connections failed (in %s)", failed, n, took)
+		return nil, fmt.Errorf("%d of %d connections failed (in %s)", failed, n, took)
 	}
 	if !f.waitConverged(ctx, 30*time.Second) {
-		return errors.New("subscribers did not receive the first frame")
+		return nil, errors.New("subscribers did not receive the first frame")
 	}
 	if pid > 0 {
 		time.Sleep(o.settle)
@@ -139,9 +169,9 @@ func measureFloor(ctx context.Context, o *options, n int, r *PropResult, log io.
 		all[i] = true
 	}
 	var lasts []time.Duration
-	for k := 1; k <= o.changes && ctx.Err() == nil; k++ {
+	for k := 1; k <= changes && ctx.Err() == nil; k++ {
 		if !f.waitConverged(ctx, 10*time.Second) {
-			return errors.New("subscribers did not converge between changes")
+			return lasts, errors.New("subscribers did not converge between changes")
 		}
 		_, vs := f.converged()
 		f.arm(int64(k), all, vs)
@@ -149,20 +179,20 @@ func measureFloor(ctx context.Context, o *options, n int, r *PropResult, log io.
 		resp, err := hc.Post(base+"/broadcast", "text/plain", nil)
 		if err != nil {
 			f.change.Store(0)
-			return err
+			return lasts, err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		last, _, err := f.await(ctx, int64(k), t0, changeTimeout)
 		if err != nil {
-			return err
+			return lasts, err
 		}
 		lasts = append(lasts, last)
 		pause(ctx, k)
 	}
-	r.Floor = latencyOf(lasts)
-	o.logf(log, "floor: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms", n, r.Floor.P50Ms, r.Floor.P99Ms, r.Floor.MaxMs)
-	return nil
+	l := latencyOf(lasts)
+	o.logf(log, "floor: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms", n, l.P50Ms, l.P99Ms, l.MaxMs)
+	return lasts, nil
 }
 
 // pause spaces changes a little, with variation, so that they do not line
@@ -175,16 +205,19 @@ func pause(ctx context.Context, k int) {
 	}
 }
 
-func measureOurs(ctx context.Context, o *options, n int, r *PropResult, log io.Writer) error {
+type oursRound struct{ lasts, each, calls []time.Duration }
+
+func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult, log io.Writer) (m oursRound, err error) {
 	t, err := openTarget(ctx, o, n, fmt.Sprintf("prop-%d", n))
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer t.cleanup()
 	rss0, g0, err := t.settleSample(ctx, time.Second)
 	if err != nil {
-		return err
+		return m, err
 	}
+	m0, _ := t.api.metrics(ctx)
 	f := newFleet(t.wsBase(), t.services, t.tokens, n)
 	defer f.closeAll()
 	o.logf(log, "controller: connecting %d subscribers over %d services", n, len(t.services))
@@ -192,14 +225,18 @@ func measureOurs(ctx context.Context, o *options, n int, r *PropResult, log io.W
 	r.ConnectSeconds = took.Seconds()
 	if failed > 0 {
 		t.logTail(log)
-		return fmt.Errorf("%d of %d connections failed", failed, n)
+		return m, fmt.Errorf("%d of %d connections failed", failed, n)
 	}
 	if !f.waitConverged(ctx, 30*time.Second) {
-		return errors.New("subscribers did not receive the first state")
+		return m, errors.New("subscribers did not receive the first state")
 	}
 	rss1, g1, err := t.settleSample(ctx, o.settle)
 	if err != nil {
-		return err
+		return m, err
+	}
+	if m1, err := t.api.metrics(ctx); err == nil && m0 != nil {
+		r.StackPerSubKiB = (m1["go_memstats_stack_inuse_bytes"] - m0["go_memstats_stack_inuse_bytes"]) / 1024 / float64(n)
+		r.HeapPerSubKiB = (m1["go_memstats_heap_inuse_bytes"] - m0["go_memstats_heap_inuse_bytes"]) / 1024 / float64(n)
 	}
 	r.RSSBeforeKiB, r.RSSAfterKiB = rss0, rss1
 	if t.pid > 0 {
@@ -217,11 +254,10 @@ func measureOurs(ctx context.Context, o *options, n int, r *PropResult, log io.W
 	if o.scope == "one" {
 		scope = t.services[0]
 	}
-	var lasts, each, calls []time.Duration
 	overrideID := ""
-	for k := 1; k <= o.changes && ctx.Err() == nil; k++ {
+	for k := 1; k <= changes && ctx.Err() == nil; k++ {
 		if !f.waitConverged(ctx, 10*time.Second) {
-			return errors.New("subscribers did not converge between changes")
+			return m, errors.New("subscribers did not converge between changes")
 		}
 		_, vs := f.converged()
 		f.arm(int64(k), affected, vs)
@@ -237,26 +273,24 @@ func measureOurs(ctx context.Context, o *options, n int, r *PropResult, log io.W
 			_, err = t.api.do(ctx, http.MethodDelete, "/api/v1/overrides/"+overrideID, nil, nil)
 			overrideID = ""
 		}
-		calls = append(calls, time.Since(t0))
+		m.calls = append(m.calls, time.Since(t0))
 		if err != nil {
 			f.change.Store(0)
-			return err
+			return m, err
 		}
 		last, per, err := f.await(ctx, int64(k), t0, changeTimeout)
 		if err != nil {
-			return err
+			return m, err
 		}
-		lasts = append(lasts, last)
-		each = append(each, per...)
+		m.lasts = append(m.lasts, last)
+		m.each = append(m.each, per...)
 		pause(ctx, k)
 	}
-	r.Ours = latencyOf(lasts)
-	r.APICallP50Ms, r.APICallP99Ms = ms(pct(calls, 50)), ms(pct(calls, 99))
-	r.PerSubP50Ms, r.PerSubP99Ms = ms(pct(each, 50)), ms(pct(each, 99))
+	l := latencyOf(m.lasts)
 	o.logf(log, "controller: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms (API call p50 %.1f ms)",
-		n, r.Ours.P50Ms, r.Ours.P99Ms, r.Ours.MaxMs, r.APICallP50Ms)
+		n, l.P50Ms, l.P99Ms, l.MaxMs, ms(pct(m.calls, 50)))
 	if f.errFrames.Load() > 0 {
-		return fmt.Errorf("%d frames were not state frames", f.errFrames.Load())
+		return m, fmt.Errorf("%d frames were not state frames", f.errFrames.Load())
 	}
-	return nil
+	return m, nil
 }

@@ -70,7 +70,7 @@ func (r *Results) printTable(w io.Writer) {
 	if len(r.Propagation) > 0 {
 		fmt.Fprintln(w, "\npropagation (override call → last subscriber received+acked; floor = bare broadcaster, same client code)")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "subs\tsvcs\tchanges\tfloor p50\tfloor p99\tours p50\tours p99\tours max\tp99 ratio\tAPI p50\tKiB/sub\tgor/sub\tfloor KiB/sub\t")
+		fmt.Fprintln(tw, "subs\tsvcs\tchanges\tfloor p50\tfloor p99\tours p50\tours p99\tours max\tp50 ratio\tp99 ratio\tAPI p50\tKiB/sub\tstack KiB/sub\theap KiB/sub\tgor/sub\tfloor KiB/sub\t")
 		for _, p := range r.Propagation {
 			fl := p.Floor
 			if fl == nil {
@@ -80,9 +80,9 @@ func (r *Results) printTable(w io.Writer) {
 			if ou == nil {
 				ou = &Latency{}
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%d\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.2f×\t%.1f ms\t%.1f\t%.2f\t%.1f\t\n",
-				p.Subscribers, p.Services, ou.N, fl.P50Ms, fl.P99Ms, ou.P50Ms, ou.P99Ms, ou.MaxMs, p.RatioP99, p.APICallP50Ms,
-				p.RSSPerSubKiB, p.GoroutinesPer, p.FloorRSSPerSub)
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.1f ms\t%.2f×\t%.2f×\t%.1f ms\t%.1f\t%.1f\t%.1f\t%.2f\t%.1f\t\n",
+				p.Subscribers, p.Services, ou.N, fl.P50Ms, fl.P99Ms, ou.P50Ms, ou.P99Ms, ou.MaxMs, p.RatioP50, p.RatioP99, p.APICallP50Ms,
+				p.RSSPerSubKiB, p.StackPerSubKiB, p.HeapPerSubKiB, p.GoroutinesPer, p.FloorRSSPerSub)
 		}
 		tw.Flush()
 		for _, p := range r.Propagation {
