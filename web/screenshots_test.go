@@ -180,3 +180,26 @@ func seedFleet(t *testing.T, ctx context.Context, s *servertest.Server) {
 }
 
 func clamp(v float64) float64 { return math.Max(0, math.Min(100, v)) }
+
+// TestScreenshotFullService is a reviewing aid: the whole service page.
+func TestScreenshotFullService(t *testing.T) {
+	if os.Getenv("BROWNOUT_REVIEW") == "" {
+		t.Skip()
+	}
+	browser := startBrowser(t)
+	s := servertest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seedFleet(t, ctx, s)
+	b := newTab(t, browser, false)
+	b.login(s.URL, s.AdminToken)
+	for _, p := range []struct{ path, file string }{{"/services/payments?range=15m", "svc"}, {"/history", "hist"}, {"/audit", "audit"}, {"/overrides", "ovr"}, {"/tokens", "tok"}} {
+		b.do(chromedp.Navigate(s.URL+p.path), chromedp.WaitVisible(chromedp.ID("main")))
+		time.Sleep(700 * time.Millisecond)
+		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = os.WriteFile("/tmp/review-"+p.file+".png", png, 0o644)
+	}
+}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -222,5 +223,44 @@ func TestLiveFragments(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+func TestAuditPagesAndFilters(t *testing.T) {
+	s := servertest.Start(t)
+	for i := range 55 {
+		s.MustDo(t, http.MethodPost, "/api/v1/overrides", s.AdminToken, map[string]any{
+			"service": fmt.Sprintf("svc-%d", i%3), "level": 1, "reason": "drill", "ttl": "1h",
+		}, http.StatusCreated, nil)
+	}
+	c := signIn(t, s, s.AdminToken)
+	st, body := c.get("/audit?actor=admin")
+	if st != http.StatusOK {
+		t.Fatalf("audit: %d", st)
+	}
+	if n := strings.Count(body, "<code>override.create</code>"); n != 50 {
+		t.Errorf("first page: %d rows, want 50", n)
+	}
+	m := regexp.MustCompile(`href="(/audit\?[^"]*cursor=[^"]+)" rel="next"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no link to the next page")
+	}
+	next := strings.ReplaceAll(m[1], "&amp;", "&")
+	if !strings.Contains(next, "actor=admin") {
+		t.Errorf("next page link drops the filter: %s", next)
+	}
+	_, body = c.get(next)
+	if n := strings.Count(body, "<code>override.create</code>"); n != 5 {
+		t.Errorf("second page: %d rows, want 5", n)
+	}
+	if strings.Contains(body, `rel="next"`) || !strings.Contains(body, "« Newest") {
+		t.Error("last page: want a link to the newest page and none to an older one")
+	}
+	_, body = c.get("/audit?service=svc-1")
+	if n := strings.Count(body, "<code>override.create</code>"); n != 18 {
+		t.Errorf("service filter: %d rows, want 18", n)
+	}
+	if st, body := c.get("/audit?from=yesterday"); st != http.StatusOK || !strings.Contains(body, "is not a time") {
+		t.Errorf("bad time: %d", st)
 	}
 }

@@ -4,9 +4,10 @@
   "use strict";
   var meta = function (n) { var m = document.querySelector('meta[name="' + n + '"]'); return m ? m.content : ""; };
   var csrf = meta("csrf-token");
-  var skew = 0; // server time minus browser time
-  var st = Date.parse(meta("server-time"));
-  if (!isNaN(st)) skew = st - Date.now();
+  // Server time minus browser time, when the clocks disagree by more than
+  // page delivery can explain.
+  var skew = Date.parse(meta("server-time")) - Date.now();
+  if (isNaN(skew) || Math.abs(skew) < 3000) skew = 0;
 
   function span(s) {
     if (s < 60) return s + "s";
@@ -20,7 +21,7 @@
       var at = Date.parse(t.getAttribute("datetime"));
       if (isNaN(at)) return;
       var d = Math.round((at - now) / 1000);
-      var text = d > 0 ? "in " + span(d) : (d > -2 ? "just now" : span(-d) + " ago");
+      var text = d > 1 ? "in " + span(d) : (d > -2 ? "just now" : span(-d) + " ago");
       if (t.textContent !== text) t.textContent = text;
     });
   }

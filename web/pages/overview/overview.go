@@ -75,6 +75,7 @@ type Card struct {
 	Subscribed int
 	Slowest    string
 	LastReport time.Time
+	ChangedAt  time.Time
 }
 
 // CardOf builds a card from a service view and its rendered sparklines.
@@ -83,7 +84,7 @@ func CardOf(v controller.ServiceView, sparks [3]string) Card {
 		Name: v.Name, Level: v.Level, Computed: v.ComputedLevel, Version: v.Version, Override: v.Override,
 		Stale: v.Stale, Detail: v.Detail,
 		CPU: ui.Pct(v.Signals.CPUPercent), Mem: ui.Pct(v.Signals.MemoryPercent), Err: ui.Rate(v.Signals.ErrorRate),
-		OnCurrent: v.Convergence.OnCurrent, Subscribed: v.Convergence.Live, Sparks: sparks,
+		OnCurrent: v.Convergence.OnCurrent, Subscribed: v.Convergence.Live, Sparks: sparks, ChangedAt: v.ChangedAt,
 	}
 	if v.Cause == "initial" {
 		c.Detail = "" // "service created" says nothing an operator needs
