@@ -561,7 +561,12 @@ func (s *Server) historySamples(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
+		// About 300 points; whole minutes from 1m up, so that the store
+		// can answer from its per-minute rollups.
 		step = (to.Sub(from) / 300).Truncate(time.Second)
+		if step >= time.Minute {
+			step = step.Round(time.Minute)
+		}
 		if step < time.Second {
 			step = time.Second
 		}
