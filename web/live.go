@@ -110,7 +110,6 @@ type hub struct {
 	cards   map[string][]byte
 	order   []string
 	svc     map[string]map[string][]byte
-	renders atomic.Int64
 }
 
 func newHub(h *handler) *hub {
@@ -199,7 +198,6 @@ func (hb *hub) run() {
 }
 
 func (hb *hub) renderAndSend(conns []*liveConn) {
-	hb.renders.Add(1)
 	ctx := context.Background()
 	h := hb.h
 	needOverview := false

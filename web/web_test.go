@@ -264,3 +264,69 @@ func TestAuditPagesAndFilters(t *testing.T) {
 		t.Errorf("bad time: %d", st)
 	}
 }
+
+func TestServiceLiveFragments(t *testing.T) {
+	s := servertest.Start(t)
+	report(t, s, "checkout", "checkout-1", 10, 10, 0, nil)
+	_, viewer := s.Token(t, "viewer", "")
+	c := signIn(t, s, viewer)
+	conn, _, err := c.dialLive("service:checkout", s.URL)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, first, err := conn.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`id="svc-status"`, `id="instances"`, `checkout-1`} {
+		if !strings.Contains(string(first), want) {
+			t.Errorf("first frame lacks %s", want)
+		}
+	}
+	if strings.Contains(string(first), `action="/emergency/end"`) {
+		t.Error("a viewer's banner carries a form")
+	}
+	report(t, s, "checkout", "checkout-2", 10, 10, 0, nil)
+	for {
+		_, msg, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatalf("no frame with the new instance: %v", err)
+		}
+		if strings.Contains(string(msg), "checkout-2") {
+			return
+		}
+	}
+}
+
+func TestTokensPage(t *testing.T) {
+	s := servertest.Start(t)
+	c := signIn(t, s, s.AdminToken)
+	st, body := c.post("/tokens", url.Values{"_csrf": {c.csrf}, "name": {"ci viewer"}, "scope": {"viewer"}})
+	m := regexp.MustCompile(`id="secret" class="mono" readonly value="(bo_[^"]+)"`).FindStringSubmatch(body)
+	if st != http.StatusOK || m == nil {
+		t.Fatalf("create: %d, secret shown: %v", st, m != nil)
+	}
+	// The new secret signs in; the list never shows it again.
+	signIn(t, s, m[1])
+	_, list := c.get("/tokens")
+	if strings.Contains(list, m[1]) || !strings.Contains(list, "ci viewer") {
+		t.Error("the list shows the secret, or not the token")
+	}
+	id := regexp.MustCompile(`action="/tokens/(tok_[0-9a-f]+)/revoke"`).FindStringSubmatch(list)
+	if id == nil {
+		t.Fatal("no revoke button")
+	}
+	if st, _ := c.post("/tokens/"+id[1]+"/revoke", url.Values{"_csrf": {c.csrf}}); st != http.StatusSeeOther {
+		t.Errorf("revoke: %d", st)
+	}
+	if _, err := s.App.Auth.Authenticate(m[1]); err == nil {
+		t.Error("revoked secret still authenticates")
+	}
+	st, body = c.post("/tokens", url.Values{"_csrf": {c.csrf}, "name": {"x"}, "scope": {"sdk"}})
+	if st != http.StatusUnprocessableEntity || !strings.Contains(body, "service: is required for an sdk token") {
+		t.Errorf("invalid request: %d", st)
+	}
+}
