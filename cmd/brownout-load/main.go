@@ -9,6 +9,7 @@
 //	brownout-load prop    --bin bin/controlplane --subs 1000,5000,10000
 //	brownout-load ingest  --bin bin/controlplane --subs 1000 --reports 50000 --ingest-for 60s
 //	brownout-load storm   --bin bin/controlplane --subs 10000
+//	brownout-load soak    --bin bin/controlplane --subs 1000 --reports 1000 --soak-for 30m
 //	brownout-load all     --bin bin/controlplane --json results.json
 //	brownout-load baseline-server --addr 127.0.0.1:0
 //
@@ -40,7 +41,7 @@ func main() {
 	}
 }
 
-const usage = `Usage: brownout-load <prop|ingest|storm|all|baseline-server> [flags]
+const usage = `Usage: brownout-load <prop|ingest|storm|soak|all|baseline-server> [flags]
 
   prop             propagation p50/p99/max over --changes overrides, against the
                    bare broadcaster floor; RSS and goroutines per idle subscriber
@@ -48,6 +49,8 @@ const usage = `Usage: brownout-load <prop|ingest|storm|all|baseline-server> [fla
                    batches (--http-for), checked against /metrics and history
   storm            SIGKILL the controller with every subscriber connected, restart
                    it, time until all are back on the current version (needs --bin)
+  soak             --soak-for at --reports/s with the first --subs count, sampling RSS
+                   and goroutines every --soak-every; flat or not, and controller ERRORs
   all              prop, ingest and storm in sequence
   baseline-server  the bare websocket broadcaster (started by prop itself)
 
@@ -83,6 +86,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		err = runIngest(ctx, o, res, stderr)
 	case "storm":
 		err = runStorm(ctx, o, res, stderr)
+	case "soak":
+		err = runSoak(ctx, o, res, stderr)
 	case "all":
 		err = errors.Join(runProp(ctx, o, res, stderr), runIngest(ctx, o, res, stderr), runStorm(ctx, o, res, stderr))
 	default:
@@ -115,6 +120,8 @@ type options struct {
 	httpBatch       int
 	httpWorkers     int
 	stormSubs       int
+	soakFor         time.Duration
+	soakEvery       time.Duration
 	stormTimeout    time.Duration
 	par             int
 	jsonPath        string
@@ -146,9 +153,11 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	fs.IntVar(&o.httpWorkers, "http-workers", 4, "concurrent HTTP senders")
 	fs.IntVar(&o.stormSubs, "storm-subs", 10000, "subscribers connected when the controller is killed")
 	fs.DurationVar(&o.stormTimeout, "storm-timeout", 60*time.Second, "give up waiting for subscribers after a restart after this long")
+	fs.DurationVar(&o.soakFor, "soak-for", 30*time.Minute, "soak: how long to run")
+	fs.DurationVar(&o.soakEvery, "soak-every", 30*time.Second, "soak: how often to sample RSS and goroutines")
 	fs.IntVar(&o.par, "dial-parallel", 128, "connections dialled concurrently while connecting")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results as JSON to this file")
-	fs.DurationVar(&o.maxDuration, "max-duration", 20*time.Minute, "hard bound on the whole run")
+	fs.DurationVar(&o.maxDuration, "max-duration", 0, "hard bound on the whole run (default 30m, or --soak-for plus 10m for soak)")
 	fs.StringVar(&o.dataDir, "data", "", "parent of the controllers' data directories (default: a temporary directory, removed afterwards)")
 	extra := fs.String("controller-args", "", "extra flags for the controller, space-separated (e.g. \"--eval-interval 1s\")")
 	fs.BoolVar(&o.progress, "v", true, "print progress to stderr")
@@ -176,6 +185,15 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 		}
 		if o.token == "" {
 			return nil, errors.New("--url needs --token (or CONTROLPLANE_ADMIN_TOKEN)")
+		}
+	}
+	if o.soakFor <= 0 || o.soakFor > 24*time.Hour || o.soakEvery < time.Second {
+		return nil, errors.New("--soak-for must be up to 24h and --soak-every at least 1s")
+	}
+	if o.maxDuration <= 0 {
+		o.maxDuration = 30 * time.Minute
+		if mode == "soak" {
+			o.maxDuration = o.soakFor + 10*time.Minute
 		}
 	}
 	if o.services < 1 || o.services > 1000 {

@@ -21,6 +21,7 @@ type Results struct {
 	Propagation []*PropResult   `json:"propagation,omitempty"`
 	Ingest      []*IngestResult `json:"ingest,omitempty"`
 	Storm       *StormResult    `json:"storm,omitempty"`
+	Soak        *SoakResult     `json:"soak,omitempty"`
 }
 
 // Machine describes where the numbers were taken.
@@ -117,6 +118,24 @@ func (r *Results) printTable(w io.Writer) {
 		fmt.Fprintf(w, "  clients: %s\n", s.Backoff)
 		for _, e := range s.Errors {
 			fmt.Fprintf(w, "  error: %s\n", e)
+		}
+	}
+	if s := r.Soak; s != nil {
+		fmt.Fprintf(w, "\nsoak: %d subscribers, %d reports/s offered, %.0f s, %d override changes; accepted %.0f, rejected %.0f\n",
+			s.Subscribers, s.Reports, s.Seconds, s.Changes, s.Accepted, s.Rejected)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "t (s)\tRSS MiB\theap MiB\tgoroutines\tconnected\t")
+		for _, x := range s.Samples {
+			fmt.Fprintf(tw, "%.0f\t%.1f\t%.1f\t%.0f\t%d\t\n", x.At, float64(x.RSSKiB)/1024, x.HeapKiB/1024, x.Goroutines, x.Connected)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "  RSS flat: %v, goroutines flat: %v, controller ERROR lines: %d → %s\n", s.RSSFlat, s.GorFlat, len(s.ErrorLines), s.Verdict)
+		for i, l := range s.ErrorLines {
+			if i == 10 {
+				fmt.Fprintf(w, "  … %d more\n", len(s.ErrorLines)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %s\n", l)
 		}
 	}
 }

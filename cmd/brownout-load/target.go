@@ -85,8 +85,11 @@ func (t *target) prepare(ctx context.Context, services, n int) error {
 		t.services[i] = fmt.Sprintf("load-%03d", i)
 	}
 	perSvc := (n + services - 1) / services
-	for _, s := range t.services {
-		body := fmt.Sprintf(`{"service":%q,"instance":"seed","cpu_percent":20,"memory_percent":30,"requests":10,"errors":0}`, s)
+	for i, s := range t.services {
+		// The seed report comes from the service's first subscriber's
+		// instance, so that it adds no instance of its own (a service holds
+		// at most 10,000).
+		body := fmt.Sprintf(`{"service":%q,"instance":"i-%d","cpu_percent":20,"memory_percent":30,"requests":10,"errors":0}`, s, i)
 		if _, err := t.api.do(ctx, http.MethodPost, "/api/v1/reports", []byte(body), nil); err != nil {
 			return fmt.Errorf("create service %s: %w", s, err)
 		}
