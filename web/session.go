@@ -115,7 +115,10 @@ func newNonce() string {
 
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
 	c := &http.Cookie{
-		Name: name, Value: value, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		// Secure when the browser talks TLS, to us or to a proxy in front
+		// that says so; a spoofed header only hurts the spoofer.
+		Name: name, Value: value, Path: "/", HttpOnly: true,
+		Secure:   r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
 		SameSite: http.SameSiteStrictMode,
 	}
 	if maxAge < 0 {
