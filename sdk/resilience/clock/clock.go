@@ -46,18 +46,22 @@ const idleTicks = 1000
 
 type pad [56]byte
 
+// Flags of coarse.flags.
+const (
+	running = 1 // a refresher goroutine is publishing
+	used    = 2 // a reader came since the last refresh
+)
+
 var coarse struct {
-	now     atomic.Int64 // last published reading
-	_       pad
-	running atomic.Bool // a refresher goroutine is publishing
-	_       pad
-	used    atomic.Bool // a reader came since the last refresh
-	_       pad
+	now   atomic.Int64 // last published reading
+	_     pad
+	flags atomic.Uint32
+	_     pad
 }
 
 // Coarse returns a reading that lags the precise clock by at most about
-// Resolution (more if the refresher goroutine is starved of CPU). It costs an
-// atomic load, against tens of nanoseconds for a precise reading.
+// Resolution (more if the refresher goroutine is starved of CPU). It costs
+// two atomic loads, against tens of nanoseconds for a precise reading.
 //
 // A background goroutine publishes the reading; it starts on first use and
 // stops by itself after about a second without readers, so an idle process
@@ -65,23 +69,31 @@ var coarse struct {
 // precise readings must tolerate readings that go backwards; every primitive
 // in this SDK does, erring towards refusing rather than granting.
 func Coarse() int64 {
-	if coarse.running.Load() {
-		if !coarse.used.Load() {
-			coarse.used.Store(true)
-		}
+	// Small enough to be inlined.
+	if coarse.flags.Load() == running|used {
 		return coarse.now.Load()
 	}
-	return startCoarse()
+	return coarseSlow()
 }
 
-func startCoarse() int64 {
+// coarseSlow marks the clock used and starts the refresher if it is not
+// running.
+func coarseSlow() int64 {
+	if coarse.flags.Or(used)&running != 0 {
+		return coarse.now.Load()
+	}
 	now := Nanotime()
 	publish(now)
-	coarse.used.Store(true)
-	if coarse.running.CompareAndSwap(false, true) {
-		go refresh()
+	for {
+		f := coarse.flags.Load()
+		if f&running != 0 {
+			return now
+		}
+		if coarse.flags.CompareAndSwap(f, f|running|used) {
+			go refresh()
+			return now
+		}
 	}
-	return now
 }
 
 // publish stores now unless a later reading is already published.
@@ -100,15 +112,17 @@ func refresh() {
 	idle := 0
 	for range t.C {
 		publish(Nanotime())
-		if coarse.used.Swap(false) {
+		if coarse.flags.And(^uint32(used))&used != 0 {
 			idle = 0
 			continue
 		}
 		if idle++; idle >= idleTicks {
-			coarse.running.Store(false)
-			// A reader that saw running==true just before the store above
-			// has its reading; one that comes after restarts the refresher.
-			return
+			// Stop unless a reader came since the And above; a reader that
+			// comes after this finds running unset and restarts it.
+			if coarse.flags.CompareAndSwap(running, 0) {
+				return
+			}
+			idle = 0
 		}
 	}
 }

@@ -45,3 +45,23 @@ func BenchmarkCoarse(b *testing.B) {
 		_ = Coarse()
 	}
 }
+
+// The refresher stops after about a second without readers and restarts on
+// the next read, without the reading going backwards.
+func TestCoarseStopsWhenIdleAndRestarts(t *testing.T) {
+	before := Coarse()
+	deadline := time.Now().Add(10 * time.Second)
+	for coarse.flags.Load()&running != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("refresher did not stop while idle")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	after := Coarse()
+	if after < before {
+		t.Fatalf("reading went back from %d to %d", before, after)
+	}
+	if coarse.flags.Load()&running == 0 {
+		t.Fatal("refresher not restarted by a read")
+	}
+}
