@@ -97,6 +97,7 @@ type TokenBucket struct {
 	_    [48]byte
 	p    atomic.Pointer[params]
 	clk  clock.Clock
+	_    [40]byte // keep the read-mostly fields above off the counters' lines
 
 	rejected counter
 	mu       sync.Mutex // serialises SetLimit / SetBurst
