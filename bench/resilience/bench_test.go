@@ -40,6 +40,18 @@ func parallel(b *testing.B, f func()) {
 	})
 }
 
+// BenchmarkWarmup runs first and is left out of compare.sh's table: the
+// first benchmark of a process otherwise pays for the CPU leaving idle and
+// for faulting in code and data.
+func BenchmarkWarmup(b *testing.B) {
+	br := breaker.New(breaker.Config{})
+	l := ratelimit.NewTokenBucket(1e9, 1e7)
+	parallel(b, func() {
+		_ = br.Execute(ctx, ok)
+		_ = l.Allow()
+	})
+}
+
 // BenchmarkBreakerClosed: a closed breaker wrapping a call that succeeds.
 func BenchmarkBreakerClosed(b *testing.B) {
 	b.Run("brownout-count", func(b *testing.B) {
@@ -87,6 +99,10 @@ func BenchmarkBreakerClosed(b *testing.B) {
 func BenchmarkTokenBucketAllow(b *testing.B) {
 	b.Run("brownout", func(b *testing.B) {
 		l := ratelimit.NewTokenBucket(1e9, 1e7)
+		parallel(b, func() { _ = l.Allow() })
+	})
+	b.Run("brownout-batched", func(b *testing.B) {
+		l := ratelimit.NewTokenBucket(1e9, 1e7, ratelimit.WithLocalBatch(64))
 		parallel(b, func() { _ = l.Allow() })
 	})
 	b.Run("x-time-rate", func(b *testing.B) {

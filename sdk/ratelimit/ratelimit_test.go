@@ -364,3 +364,68 @@ func FuzzSlidingWindow(f *testing.F) {
 		}
 	})
 }
+
+// With local batches many goroutines together never get more than the exact
+// bound plus the leases (4 stripes × k), and a bucket below half full is
+// judged exactly.
+func TestLocalBatchBounds(t *testing.T) {
+	const k = 16
+	clk := clock.NewManual(time.Hour)
+	l := NewTokenBucket(1000, 1000, WithClock(clk), WithLocalBatch(k))
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	for step := 0; step < 20; step++ {
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 300; i++ {
+					if l.Allow() {
+						granted.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		clk.Advance(100 * time.Microsecond) // 0.1 token/step... plus lease expiry checks
+	}
+	elapsed := 20 * 100 * time.Microsecond
+	bound := 1000 + int64(1000*elapsed.Seconds()) + 4*k
+	if granted.Load() > bound {
+		t.Fatalf("granted %d > bound %d", granted.Load(), bound)
+	}
+	if granted.Load() < 1000-4*k {
+		t.Fatalf("granted %d: leases lost too much", granted.Load())
+	}
+
+	// Single caller, bucket below half full: exact decisions.
+	clk2 := clock.NewManual(time.Hour)
+	exact := NewTokenBucket(100, 100, WithClock(clk2))
+	batched := NewTokenBucket(100, 100, WithClock(clk2), WithLocalBatch(k))
+	exact.AllowN(60)
+	batched.AllowN(60)
+	for i := 0; i < 500; i++ {
+		clk2.Advance(3 * time.Millisecond)
+		if a, b := exact.Allow(), batched.Allow(); a != b {
+			t.Fatalf("call %d: exact %v, batched %v", i, a, b)
+		}
+	}
+}
+
+func TestLocalBatchLeaseExpires(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	l := NewTokenBucket(1000, 1000, WithClock(clk), WithLocalBatch(100))
+	l.Allow() // takes 1 + a lease of 100
+	if got := l.Tokens(); got != 899 {
+		t.Fatalf("tokens %v, want 899", got)
+	}
+	l.Allow() // from the lease: the bucket is not touched
+	if got := l.Tokens(); got != 899 {
+		t.Fatalf("tokens %v, want 899", got)
+	}
+	clk.Advance(2 * time.Millisecond) // +2 tokens; the lease expires unused
+	l.Allow()                         // pays 1 + a new lease of 100
+	if got := l.Tokens(); got < 799.99 || got > 800.01 {
+		t.Fatalf("tokens %v, want 800", got)
+	}
+}
