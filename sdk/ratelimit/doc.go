@@ -17,7 +17,8 @@
 // TokenBucket is a generic cell rate algorithm (GCRA) implementation: its
 // whole state is one int64, the theoretical arrival time of the next event,
 // updated with compare-and-swap. It is equivalent to a bucket of capacity
-// burst refilled at r tokens per second, full at creation.
+// burst refilled at r tokens per second, full at creation. WithLocalBatch
+// trades a bounded amount of exactness for scaling across CPUs.
 //
 // # Sliding window
 //
