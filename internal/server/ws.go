@@ -106,6 +106,15 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 func (s *Server) writeLoop(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *controller.Subscriber) {
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
+	// One context and one timer serve every write of the connection,
+	// instead of a context.WithTimeout per frame on the broadcast path: the
+	// timer is armed for each write and cancels wctx when it fires. A write
+	// that times out ends the connection, so wctx never needs renewing.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	deadline := time.AfterFunc(time.Hour, wcancel)
+	deadline.Stop()
+	defer deadline.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,19 +129,17 @@ func (s *Server) writeLoop(ctx context.Context, cancel context.CancelFunc, c *we
 			if m == nil {
 				continue
 			}
-			wctx, wcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			deadline.Reset(s.cfg.WriteTimeout)
 			err := c.Write(wctx, websocket.MessageText, m.Data)
-			wcancel()
-			if err != nil {
+			if !deadline.Stop() || err != nil {
 				c.CloseNow()
 				cancel()
 				return
 			}
 		case <-ping.C:
-			pctx, pcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-			err := c.Ping(pctx)
-			pcancel()
-			if err != nil {
+			deadline.Reset(s.cfg.WriteTimeout)
+			err := c.Ping(wctx)
+			if !deadline.Stop() || err != nil {
 				c.CloseNow()
 				cancel()
 				return
@@ -187,6 +194,10 @@ func (s *Server) handleFrame(ctx context.Context, sub *controller.Subscriber, p 
 	if typ != websocket.MessageText {
 		return brownout.Errorf(brownout.EBADREQUEST, "binary frames are not supported; send JSON text frames")
 	}
+	if v, ok := parseAck(data); ok {
+		s.ctl.Ack(sub, v)
+		return nil
+	}
 	var f clientFrame
 	if err := brownout.DecodeJSON(data, &f); err != nil {
 		return err
@@ -223,6 +234,31 @@ func (s *Server) handleFrame(ctx context.Context, sub *controller.Subscriber, p 
 	default:
 		return brownout.FieldErrorf(brownout.EBADREQUEST, "type", "%q is not a frame type (ack or report)", truncate(f.Type))
 	}
+}
+
+// ackPrefix is how every ack the SDK sends begins.
+const ackPrefix = `{"type":"ack","version":`
+
+// parseAck recognises an ack in its canonical form, {"type":"ack","version":N},
+// without a JSON decoder: one arrives from every subscriber on every change,
+// and the decoder costs several allocations each. Anything else, even an
+// equivalent ack spelled differently, returns ok false and takes the strict
+// decoder's path.
+func parseAck(data []byte) (version uint64, ok bool) {
+	if len(data) < len(ackPrefix)+2 || string(data[:len(ackPrefix)]) != ackPrefix || data[len(data)-1] != '}' {
+		return 0, false
+	}
+	digits := data[len(ackPrefix) : len(data)-1]
+	if len(digits) == 0 || len(digits) > 20 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(string(digits), 10, 64)
+	return v, err == nil
 }
 
 type errorFrame struct {
