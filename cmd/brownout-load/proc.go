@@ -327,3 +327,28 @@ func rssKiB(pid int) (int64, error) {
 	}
 	return 0, errors.New("no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
 }
+
+// cpuSeconds reads the user+system CPU time a process has used so far.
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc/" + strconv.Itoa(pid) + "/stat")
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed /proc/" + strconv.Itoa(pid) + "/stat")
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("malformed /proc/" + strconv.Itoa(pid) + "/stat")
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return (ut + st) / ticks, nil
+}

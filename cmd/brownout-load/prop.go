@@ -42,10 +42,16 @@ type PropResult struct {
 	GoroutinesPer  float64 `json:"goroutines_per_subscriber"`
 	// StackPerSubKiB and HeapPerSubKiB split the growth by the Go runtime's
 	// own accounting (go_memstats_stack_inuse_bytes, heap_inuse_bytes).
-	StackPerSubKiB float64  `json:"stack_per_subscriber_kib"`
-	HeapPerSubKiB  float64  `json:"heap_inuse_per_subscriber_kib"`
-	FloorRSSPerSub float64  `json:"floor_rss_per_subscriber_kib,omitempty"`
-	Errors         []string `json:"errors,omitempty"`
+	StackPerSubKiB float64 `json:"stack_per_subscriber_kib"`
+	HeapPerSubKiB  float64 `json:"heap_inuse_per_subscriber_kib"`
+	FloorRSSPerSub float64 `json:"floor_rss_per_subscriber_kib,omitempty"`
+	// CPU time of the server process per subscriber per change, in µs:
+	// less sensitive to other load on the machine than latency.
+	FloorCPUPerSubChangeUs float64 `json:"floor_cpu_us_per_subscriber_change,omitempty"`
+	OursCPUPerSubChangeUs  float64 `json:"cpu_us_per_subscriber_change"`
+	floorCPU, oursCPU      float64
+	floorUnits, oursUnits  int
+	Errors                 []string `json:"errors,omitempty"`
 }
 
 // Latency is a distribution in milliseconds.
@@ -169,6 +175,7 @@ func measureFloor(ctx context.Context, o *options, n, changes int, r *PropResult
 		all[i] = true
 	}
 	var lasts []time.Duration
+	cpu0, _ := cpuSeconds(pid)
 	for k := 1; k <= changes && ctx.Err() == nil; k++ {
 		if !f.waitConverged(ctx, 10*time.Second) {
 			return lasts, errors.New("subscribers did not converge between changes")
@@ -189,6 +196,10 @@ func measureFloor(ctx context.Context, o *options, n, changes int, r *PropResult
 		}
 		lasts = append(lasts, last)
 		pause(ctx, k)
+	}
+	if cpu1, err := cpuSeconds(pid); err == nil && pid > 0 && len(lasts) > 0 {
+		r.floorCPU, r.floorUnits = r.floorCPU+cpu1-cpu0, r.floorUnits+len(lasts)*n
+		r.FloorCPUPerSubChangeUs = r.floorCPU * 1e6 / float64(r.floorUnits)
 	}
 	l := latencyOf(lasts)
 	o.logf(log, "floor: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms", n, l.P50Ms, l.P99Ms, l.MaxMs)
@@ -255,6 +266,7 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		scope = t.services[0]
 	}
 	overrideID := ""
+	cpu0, _ := cpuSeconds(t.pid)
 	for k := 1; k <= changes && ctx.Err() == nil; k++ {
 		if !f.waitConverged(ctx, 10*time.Second) {
 			return m, errors.New("subscribers did not converge between changes")
@@ -286,9 +298,13 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		m.each = append(m.each, per...)
 		pause(ctx, k)
 	}
+	if cpu1, err := cpuSeconds(t.pid); err == nil && t.pid > 0 && len(m.lasts) > 0 {
+		r.oursCPU, r.oursUnits = r.oursCPU+cpu1-cpu0, r.oursUnits+len(m.lasts)*n
+		r.OursCPUPerSubChangeUs = r.oursCPU * 1e6 / float64(r.oursUnits)
+	}
 	l := latencyOf(m.lasts)
-	o.logf(log, "controller: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms (API call p50 %.1f ms)",
-		n, l.P50Ms, l.P99Ms, l.MaxMs, ms(pct(m.calls, 50)))
+	o.logf(log, "controller: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms (API call p50 %.1f ms); CPU %.1f µs per subscriber per change",
+		n, l.P50Ms, l.P99Ms, l.MaxMs, ms(pct(m.calls, 50)), r.OursCPUPerSubChangeUs)
 	if f.errFrames.Load() > 0 {
 		return m, fmt.Errorf("%d frames were not state frames", f.errFrames.Load())
 	}

@@ -87,6 +87,10 @@ func (r *Results) printTable(w io.Writer) {
 		}
 		tw.Flush()
 		for _, p := range r.Propagation {
+			fmt.Fprintf(w, "  %d subscribers: server CPU per subscriber per change: floor %.1f µs, ours %.1f µs; per-subscriber apply p50 %.1f ms, p99 %.1f ms\n",
+				p.Subscribers, p.FloorCPUPerSubChangeUs, p.OursCPUPerSubChangeUs, p.PerSubP50Ms, p.PerSubP99Ms)
+		}
+		for _, p := range r.Propagation {
 			for _, e := range p.Errors {
 				fmt.Fprintf(w, "  error at %d: %s\n", p.Subscribers, e)
 			}
