@@ -333,6 +333,48 @@ func TestSuccessPathAllocatesNothing(t *testing.T) {
 	}
 }
 
+// Many goroutines failing at once: the breaker trips after about
+// MinimumCalls failures and admits nothing more while open, whatever the
+// interleaving.
+func TestConcurrentFailuresTripOnce(t *testing.T) {
+	clk := clock.NewManual(time.Hour)
+	var opened atomic.Int64
+	b := New(Config{WindowSize: 100, MinimumCalls: 10, FailureRateThreshold: 0.5,
+		OpenDuration: time.Minute, Clock: clk,
+		OnStateChange: func(e Event) {
+			if e.To == Open {
+				opened.Add(1)
+			}
+		}})
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				if tok, err := b.Allow(); err == nil {
+					admitted.Add(1)
+					tok.Done(errBoom)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	must(t, b, Open)
+	// 10 failures trip it; each of the 16 goroutines may have had one call
+	// in flight at that moment.
+	if admitted.Load() > 10+16 {
+		t.Fatalf("admitted %d calls; the breaker should have opened after ~10", admitted.Load())
+	}
+	if opened.Load() != 1 {
+		t.Fatalf("opened %d times, want 1", opened.Load())
+	}
+	if m := b.Metrics(); m.Rejected != uint64(16*1000-admitted.Load()) {
+		t.Fatalf("rejected %d, admitted %d", m.Rejected, admitted.Load())
+	}
+}
+
 func TestConcurrentHammer(t *testing.T) {
 	b := New(Config{Window: TimeWindow, MinimumCalls: 50, OpenDuration: time.Millisecond, HalfOpenProbes: 3})
 	var wg sync.WaitGroup

@@ -149,7 +149,9 @@ type Config struct {
 	// across the Retriers that call the same dependency.
 	Budget *Budget
 	// Rand is the jitter's random source. Default: math/rand/v2's global
-	// source. Inject a seeded one in tests.
+	// source, which is safe for concurrent use. Inject a seeded one in
+	// tests; a *rand.Rand is not safe for concurrent use, so guard it if the
+	// Retrier is shared.
 	Rand Rand
 	// Sleep waits d or until ctx is done, returning ctx.Err() in the latter
 	// case. Default: a timer. Tests inject a fake.
