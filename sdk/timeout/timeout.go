@@ -12,10 +12,11 @@
 //
 // Run hands fn a context that costs nothing unless fn asks for its Done
 // channel: the deadline is checked with a clock read, and the timer and
-// channel are created only on demand, from a pool. That makes the success
-// path of Run allocation-free, at one cost: fn must not keep the context
-// after it returns. WithTimeout gives an ordinary context for callers that
-// do.
+// channel are created only on demand. A context nobody watched is recycled,
+// which makes the success path of Run allocation-free, at one cost: fn must
+// not keep the context after it returns (a context that was watched, by
+// Done, AfterFunc or a derived context, is closed when Run returns and never
+// reused). WithTimeout gives an ordinary context for callers that need one.
 package timeout
 
 import (
@@ -186,7 +187,8 @@ func (l *Layer) WithTimeout(ctx context.Context) (context.Context, context.Cance
 // in time is returned as is, even if the deadline passes just after. If the
 // budget is too small to start, fn is not called.
 //
-// fn must not use the context after it returns: it is recycled.
+// fn must not use the context after it returns, nor start goroutines that
+// do: unless it was watched (see the package doc), it is recycled.
 func (l *Layer) Run(ctx context.Context, fn func(context.Context) error) error {
 	var now int64 // l.now(), inlined by hand for the hot path
 	if l.clk == nil {
@@ -238,24 +240,35 @@ func (l *Layer) ComponentState() component.State {
 
 var pool = sync.Pool{New: func() any { return new(lazyCtx) }}
 
+// closedChan is what a released context's Done returns.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // lazyCtx is the context Run passes to fn. It reports its deadline and
 // error from a clock read, and creates the Done channel, its timer and the
-// parent watch only when Done is called.
+// parent watch only when Done (or AfterFunc) is called.
+//
+// A context whose Done or AfterFunc was never called is recycled when Run
+// returns. One that was observed may still be watched (by a derived
+// context, or a goroutine selecting on it), so it is closed when Run
+// returns, and left to the garbage collector instead of being reused.
 type lazyCtx struct {
 	parent   context.Context
 	deadline int64
 	clk      clock.Clock
 
-	mu    sync.Mutex
-	done  atomic.Pointer[chan struct{}]
-	err   error
-	timer *time.Timer
-	stop  func() bool
+	mu     sync.Mutex
+	done   atomic.Pointer[chan struct{}]
+	err    error
+	timer  *time.Timer
+	stop   func() bool
+	afters []*afterFunc
 
 	// Pad to 128 bytes, a size class whose objects never share a cache
 	// line: contexts recycled on different CPUs are written on every call.
-	_ [40]byte
+	_ [16]byte
 }
+
+type afterFunc struct{ f func() }
 
 func (c *lazyCtx) now() int64 {
 	if c.clk != nil {
@@ -268,7 +281,12 @@ func (c *lazyCtx) now() int64 {
 func (c *lazyCtx) Deadline() (time.Time, bool) { return clock.Time(c.deadline), true }
 
 // Value implements context.Context.
-func (c *lazyCtx) Value(key any) any { return c.parent.Value(key) }
+func (c *lazyCtx) Value(key any) any {
+	if p := c.parent; p != nil {
+		return p.Value(key)
+	}
+	return nil
+}
 
 // Err implements context.Context.
 func (c *lazyCtx) Err() error {
@@ -277,7 +295,11 @@ func (c *lazyCtx) Err() error {
 		defer c.mu.Unlock()
 		return c.err
 	}
-	if err := c.parent.Err(); err != nil {
+	p := c.parent
+	if p == nil {
+		return context.Canceled // used after Run returned
+	}
+	if err := p.Err(); err != nil {
 		return err
 	}
 	if c.now() >= c.deadline {
@@ -293,62 +315,106 @@ func (c *lazyCtx) Done() <-chan struct{} {
 		return *d
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	ch, fs := c.armLocked()
+	c.mu.Unlock()
+	run(fs)
+	return ch
+}
+
+// AfterFunc arranges for f to run in its own goroutine once the context is
+// done, like context.AfterFunc. Its presence also lets contexts derived from
+// this one (context.WithCancel and friends) watch it without a goroutine.
+func (c *lazyCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	ch, fs := c.armLocked()
+	a := &afterFunc{f: f}
+	select {
+	case <-ch:
+		c.mu.Unlock()
+		run(fs)
+		go f()
+		return func() bool { return false }
+	default:
+	}
+	c.afters = append(c.afters, a)
+	c.mu.Unlock()
+	run(fs)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, x := range c.afters {
+			if x == a {
+				c.afters = append(c.afters[:i], c.afters[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// armLocked creates the Done channel if needed and returns it, with the
+// callbacks to run (after unlocking) if it was closed at once.
+func (c *lazyCtx) armLocked() (chan struct{}, []*afterFunc) {
 	if d := c.done.Load(); d != nil {
-		return *d
+		return *d, nil
+	}
+	if c.parent == nil {
+		return closedChan, nil // used after Run returned
 	}
 	ch := make(chan struct{})
 	c.done.Store(&ch)
 	if err := c.parent.Err(); err != nil {
-		c.closeLocked(err)
-		return ch
+		return ch, c.closeLocked(err)
 	}
 	rem := c.deadline - c.now()
 	if rem <= 0 {
-		c.closeLocked(context.DeadlineExceeded)
-		return ch
+		return ch, c.closeLocked(context.DeadlineExceeded)
 	}
-	if c.timer == nil {
-		c.timer = time.AfterFunc(time.Duration(rem), c.fire)
-	} else {
-		c.timer.Reset(time.Duration(rem))
-	}
+	c.timer = time.AfterFunc(time.Duration(rem), c.fire)
 	if c.parent.Done() != nil {
 		c.stop = context.AfterFunc(c.parent, c.parentDone)
 	}
-	return ch
+	return ch, nil
 }
 
-func (c *lazyCtx) closeLocked(err error) {
-	if c.err == nil {
-		c.err = err
-		close(*c.done.Load())
+// closeLocked closes the Done channel with err, once, and returns the
+// AfterFunc callbacks to run once the lock is released.
+func (c *lazyCtx) closeLocked(err error) []*afterFunc {
+	if c.err != nil {
+		return nil
+	}
+	c.err = err
+	close(*c.done.Load())
+	fs := c.afters
+	c.afters = nil
+	return fs
+}
+
+func run(fs []*afterFunc) {
+	for _, a := range fs {
+		go a.f()
 	}
 }
 
-// fire runs when the timer expires. A timer left over from an earlier use
-// of this recycled context finds the deadline not yet reached (or no
-// channel) and does nothing.
+// fire runs when the timer expires.
 func (c *lazyCtx) fire() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done.Load() == nil {
-		return
-	}
 	if rem := c.deadline - c.now(); rem > 0 {
 		// The coarse clock lags the timer: check again shortly.
 		c.timer.Reset(time.Duration(rem))
+		c.mu.Unlock()
 		return
 	}
-	c.closeLocked(context.DeadlineExceeded)
+	fs := c.closeLocked(context.DeadlineExceeded)
+	c.mu.Unlock()
+	run(fs)
 }
 
 func (c *lazyCtx) parentDone() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done.Load() != nil && c.parent != nil {
-		c.closeLocked(c.parent.Err())
-	}
+	fs := c.closeLocked(c.parent.Err())
+	c.mu.Unlock()
+	run(fs)
 }
 
 // fired reports whether the Done channel was closed by the deadline.
@@ -361,26 +427,24 @@ func (c *lazyCtx) fired() bool {
 	return c.err == context.DeadlineExceeded
 }
 
+// release ends the context when Run returns: an observed one is closed and
+// abandoned, an unobserved one recycled.
 func (c *lazyCtx) release() {
-	if c.done.Load() != nil {
-		c.mu.Lock()
-		// Close the channel if it is still open, so that anything fn left
-		// watching it (a goroutine of context.WithCancel, say) ends.
-		c.closeLocked(context.Canceled)
-		if c.timer != nil {
-			c.timer.Stop()
-		}
-		if c.stop != nil {
-			c.stop()
-			c.stop = nil
-		}
-		c.done.Store(nil)
-		c.err = nil
-		c.parent = nil
-		c.mu.Unlock()
+	if c.done.Load() == nil { // never watched: nobody can be waiting on it
+		c.parent, c.clk = nil, nil
+		pool.Put(c)
+		return
 	}
-	c.parent, c.clk = nil, nil
-	pool.Put(c)
+	c.mu.Lock()
+	fs := c.closeLocked(context.Canceled)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+	c.mu.Unlock()
+	run(fs)
 }
 
 // String describes the context for debugging.

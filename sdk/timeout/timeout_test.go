@@ -3,6 +3,7 @@ package timeout
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -186,4 +187,64 @@ func BenchmarkRun(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_ = l.Run(ctx, fn)
 	}
+}
+
+// A context derived from Run's context and never canceled must not leave a
+// goroutine behind once Run returns: the recycled context's Done channel is
+// closed on return.
+func TestDerivedContextsEndWithRun(t *testing.T) {
+	l := New(Config{Name: "x", Timeout: time.Hour})
+	before := runtime.NumGoroutine()
+	var cancels []context.CancelFunc
+	for i := 0; i < 50; i++ {
+		l.Run(context.Background(), func(ctx context.Context) error {
+			child, cancel := context.WithCancel(ctx)
+			cancels = append(cancels, cancel) // deliberately not called
+			_ = child
+			return nil
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left behind", runtime.NumGoroutine()-before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, c := range cancels {
+		c()
+	}
+}
+
+// A watched context is closed when Run returns and never handed out again;
+// an unwatched one used late (against the contract) reports itself done
+// instead of crashing.
+func TestRunContextAfterReturn(t *testing.T) {
+	l := New(Config{Name: "x", Timeout: time.Hour})
+	var watched context.Context
+	l.Run(context.Background(), func(ctx context.Context) error {
+		watched = ctx
+		_ = ctx.Done()
+		return nil
+	})
+	select {
+	case <-watched.Done():
+	default:
+		t.Fatal("watched context still open after Run returned")
+	}
+	for i := 0; i < 100; i++ {
+		l.Run(context.Background(), func(ctx context.Context) error {
+			if ctx == watched {
+				t.Fatal("a watched context was reused")
+			}
+			return nil
+		})
+	}
+	var late context.Context
+	l.Run(context.Background(), func(ctx context.Context) error { late = ctx; return nil })
+	if late.Err() == nil {
+		t.Fatal("late Err() = nil")
+	}
+	<-late.Done()
+	_ = late.Value("k")
 }
