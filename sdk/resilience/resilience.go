@@ -26,6 +26,7 @@ import (
 
 	"github.com/brownout-io/brownout/sdk/breaker"
 	"github.com/brownout-io/brownout/sdk/bulkhead"
+	"github.com/brownout-io/brownout/sdk/ratelimit"
 	"github.com/brownout-io/brownout/sdk/retry"
 	"github.com/brownout-io/brownout/sdk/timeout"
 )
@@ -54,6 +55,7 @@ type Config struct {
 // or Breaker per dependency, say).
 type Pipeline struct {
 	limiter Limiter
+	bucket  *ratelimit.TokenBucket // limiter, when it is one: a direct call
 	breaker *breaker.Breaker
 	bulk    *bulkhead.Bulkhead
 	retry   *retry.Retrier
@@ -62,7 +64,9 @@ type Pipeline struct {
 
 // New returns a Pipeline with the given stages.
 func New(cfg Config) *Pipeline {
+	tb, _ := cfg.RateLimit.(*ratelimit.TokenBucket)
 	return &Pipeline{
+		bucket:  tb,
 		limiter: cfg.RateLimit,
 		breaker: cfg.Breaker,
 		bulk:    cfg.Bulkhead,
@@ -77,7 +81,11 @@ func New(cfg Config) *Pipeline {
 // inner stages return (see retry.Retrier.Do and timeout.Layer.Run). With a
 // Timeout stage, fn must not keep its context after returning.
 func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
-	if p.limiter != nil && !p.limiter.Allow() {
+	if p.bucket != nil {
+		if !p.bucket.AllowN(1) {
+			return ErrRateLimited
+		}
+	} else if p.limiter != nil && !p.limiter.Allow() {
 		return ErrRateLimited
 	}
 	var tok breaker.Token
