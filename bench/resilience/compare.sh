@@ -6,13 +6,13 @@
 #   bench/resilience/compare.sh            # 3 short runs (200ms) of each, ~1 min
 #   COUNT=1 compare.sh                     # one run, ~20 s, noisier
 #   BENCHTIME=1s compare.sh                # longer runs
+#   BENCH='BreakerClosed' compare.sh       # a subset
+#   STRICT=1 compare.sh                    # exit 1 if a target is missed
+#   RAW=out.txt compare.sh                 # also keep the raw go test output
 #
 # Each benchmark runs COUNT times and the fastest run is shown: on a shared
 # 2-core machine, other processes only ever add time, and a single short run
 # can be off by 2x.
-#   BENCH='BreakerClosed' compare.sh       # a subset
-#   STRICT=1 compare.sh                    # exit 1 if a target is missed
-#   RAW=out.txt compare.sh                 # also keep the raw go test output
 set -euo pipefail
 cd "$(dirname "$0")"
 
