@@ -86,10 +86,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		go serveDebug(ctx, *debugAddr, log)
 	}
 	a.Run(ctx)
+	url := "http://" + ln.Addr().String()
 	if *demoOn {
 		go demo.Run(ctx, a.Controller, 2*time.Second, log)
+		go demo.RunShop(ctx, url, a.AdminToken, log)
 	}
-	url := "http://" + ln.Addr().String()
 	log.Info("controller listening", "addr", ln.Addr().String(), "url", url, "data", *data, "demo", *demoOn)
 	switch {
 	case a.AdminTokenPath != "" && a.AdminGenerated:
