@@ -2,8 +2,8 @@
 # A short run of every benchmark (about two minutes), for `make bench`.
 # BENCHMARKS.md has the full-size commands and the reference results.
 #
-#   scripts/bench.sh                 # results table on stdout
-#   BENCH_JSON=out.json scripts/bench.sh
+#   scripts/bench.sh                 # results tables on stdout
+#   BENCH_OUT=dir scripts/bench.sh   # also keep prop.json, ingest.json, storm.json in dir
 #
 # The load tool starts its own controllers on loopback and stops them; it
 # needs about 2×BENCH_SUBS open files per process (ulimit -n).
@@ -26,6 +26,7 @@ echo "== reconnect storm, $((subs * 2)) subscribers"
 "${load[@]}" storm "${common[@]}" --storm-subs "$((subs * 2))" --json "$work/storm.json"
 echo "== history query, one hour of one service (BenchmarkQuerySamplesHour, 200,000 rows; 10 M rows: see BENCHMARKS.md)"
 go test -run '^$' -bench 'QuerySamplesHour$' -benchtime 100x ./internal/storage/ | grep -E '^(Benchmark|ok|FAIL)'
-if [[ -n "${BENCH_JSON:-}" ]]; then
-  cat "$work/prop.json" "$work/ingest.json" "$work/storm.json" > "$BENCH_JSON"
+if [[ -n "${BENCH_OUT:-}" ]]; then
+  mkdir -p "$BENCH_OUT"
+  cp "$work/prop.json" "$work/ingest.json" "$work/storm.json" "$BENCH_OUT/"
 fi

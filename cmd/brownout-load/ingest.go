@@ -189,7 +189,9 @@ func (f *fleet) pump(ctx context.Context, rate int, d time.Duration) (sent, fail
 						nFailed.Add(1)
 						continue
 					}
-					wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+					// Not tied to the run's deadline: a write cancelled
+					// half-way would close the connection.
+					wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 					err := c.Write(wctx, websocket.MessageText, frames[next%len(frames)])
 					wcancel()
 					if err != nil {

@@ -136,13 +136,14 @@ loop:
 }
 
 // flatness compares the last third of the samples with the first third,
-// skipping the first sample (warm-up): RSS may not grow by more than 10 %,
-// goroutines by more than 1 % of the subscribers (at least 20).
+// after skipping the first quarter of the run (warm-up: the heap grows to
+// its working size): RSS may not grow by more than 10 %, goroutines by more
+// than 1 % of the subscribers (at least 20).
 func flatness(s []SoakSample, subs int) (rss, gor bool) {
 	if len(s) < 4 {
 		return true, true
 	}
-	s = s[1:]
+	s = s[max(1, len(s)/4):]
 	third := max(1, len(s)/3)
 	mean := func(xs []SoakSample, f func(SoakSample) float64) float64 {
 		var sum float64
