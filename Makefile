@@ -11,11 +11,11 @@ all: build
 
 ## generate: regenerate templ pages (templ is pinned as a Go tool in go.mod)
 generate:
-	$(GO) tool templ generate
+	$(GO) tool templ generate -path web
 
 ## check-generated: fail when generated files are stale or unformatted
 check-generated:
-	$(GO) tool templ generate
+	$(GO) tool templ generate -path web
 	$(GO) tool templ fmt web
 	git diff --exit-code -- web || (echo "generated templ files are stale: run make generate and commit" >&2; exit 1)
 
