@@ -45,6 +45,7 @@ type Client struct {
 	mu               sync.Mutex // guards the fields below
 	base             State      // from the controller, state file or defaults; Flags unmerged
 	applied          uint64     // version of base, 0 if none
+	epoch            string     // the controller history applied counts in
 	learned          map[Level]map[string]bool
 	connected        bool
 	unreachableSince time.Time
@@ -141,6 +142,7 @@ func Connect(ctx context.Context, baseURL, service, instance string, opts ...Opt
 		if r, err := loadState(cfg.stateFile, service); err == nil {
 			c.base = stateFromFrame(&r.State, SourceFile)
 			c.applied = r.State.Version
+			c.epoch = r.State.Epoch
 			for l, f := range r.LevelFlags {
 				if l.Valid() {
 					c.learned[l] = f

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,9 @@ func (c *Client) dial() (*websocket.Conn, time.Duration, error) {
 	c.mu.Lock()
 	if c.applied > 0 {
 		u += "&version=" + strconv.FormatUint(c.applied, 10)
+		if c.epoch != "" {
+			u += "&epoch=" + url.QueryEscape(c.epoch)
+		}
 	}
 	c.mu.Unlock()
 	h := http.Header{}
@@ -328,7 +332,14 @@ func (c *Client) applyState(f *inFrame) (uint64, bool) {
 		f.Flags = map[string]bool{}
 	}
 	c.mu.Lock()
-	if f.Version <= c.applied && c.base.Source != SourceDefaults {
+	// Another epoch means the controller's history was reset (a new data
+	// directory): its versions start over, so a lower one is not stale.
+	reset := f.Epoch != "" && c.epoch != "" && f.Epoch != c.epoch
+	if reset {
+		c.log.Info("brownout: controller history was reset; taking its state",
+			slog.String("epoch", f.Epoch), slog.Uint64(logKeyVersion, f.Version), slog.Uint64("applied", c.applied))
+	}
+	if !reset && f.Version <= c.applied && c.base.Source != SourceDefaults {
 		defer c.mu.Unlock()
 		if f.Version == c.applied {
 			return c.confirmLocked()
@@ -340,6 +351,7 @@ func (c *Client) applyState(f *inFrame) (uint64, bool) {
 	old := c.base.Level
 	c.base = stateFromFrame(f, SourceController)
 	c.applied = f.Version
+	c.epoch = f.Epoch
 	c.learned[c.base.Level] = f.Flags
 	c.connected = true
 	c.unreachableSince = time.Time{}

@@ -22,6 +22,7 @@ const (
 type inFrame struct {
 	Type          string          `json:"type"`
 	Service       string          `json:"service"`
+	Epoch         string          `json:"epoch,omitempty"`
 	Version       uint64          `json:"version"`
 	Level         int             `json:"level"`
 	LevelName     string          `json:"level_name"`

@@ -115,6 +115,10 @@ type Controller struct {
 
 	watchMu  sync.Mutex
 	watchers map[chan struct{}]struct{}
+
+	// epoch is the store's epoch, sent with every state so that a client
+	// can tell a reset history (versions starting over) from an old frame.
+	epoch string
 }
 
 // New returns a controller over store. samples may be nil (no history).
@@ -141,6 +145,11 @@ func New(cfg Config, store Store, samples SampleSink, log *slog.Logger, obs Obse
 // Load reads configuration, services and active overrides from the store.
 // Call it once before Run and before serving requests.
 func (c *Controller) Load(ctx context.Context) error {
+	epoch, err := c.store.Epoch(ctx)
+	if err != nil {
+		return fmt.Errorf("load epoch: %w", err)
+	}
+	c.epoch = epoch
 	if t, ok, err := c.store.GlobalThresholds(ctx); err != nil {
 		return fmt.Errorf("load thresholds: %w", err)
 	} else if ok {
@@ -469,6 +478,7 @@ func (c *Controller) service(ctx context.Context, name string, create bool) (*se
 func (c *Controller) newService(name string) *service {
 	return &service{
 		name:      name,
+		epoch:     c.epoch,
 		window:    health.NewWindow(c.cfg.Window, c.cfg.StaleAfter),
 		instances: map[string]*instance{},
 		subs:      map[*Subscriber]struct{}{},

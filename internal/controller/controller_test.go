@@ -166,7 +166,7 @@ func TestHubManySubscribers(t *testing.T) {
 		t.Fatal(err)
 	}
 	const readers = 300
-	stalled, err := c.Subscribe(ctx, "hub", "stalled", "tok", 0)
+	stalled, err := c.Subscribe(ctx, "hub", "stalled", "tok", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestHubManySubscribers(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := 0; i < readers; i++ {
-		sub, err := c.Subscribe(ctx, "hub", "r"+itoa(i), "tok", 0)
+		sub, err := c.Subscribe(ctx, "hub", "r"+itoa(i), "tok", 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 type service struct {
 	name     string
+	epoch    string
 	commitMu sync.Mutex
 
 	mu        sync.Mutex
@@ -46,6 +47,7 @@ type instance struct {
 type StateMessage struct {
 	Type          string             `json:"type"`
 	Service       string             `json:"service"`
+	Epoch         string             `json:"epoch"`
 	Version       uint64             `json:"version"`
 	Level         int                `json:"level"`
 	LevelName     string             `json:"level_name"`
@@ -59,7 +61,7 @@ type StateMessage struct {
 
 func (s *service) message() StateMessage {
 	return StateMessage{
-		Type: "state", Service: s.name, Version: s.state.Version, Level: s.state.Level,
+		Type: "state", Service: s.name, Epoch: s.epoch, Version: s.state.Version, Level: s.state.Level,
 		LevelName: levels.Level(s.state.Level).String(), ComputedLevel: s.state.ComputedLevel,
 		Flags: s.flags, Override: s.override, Cause: s.state.Cause, Detail: s.detail, ChangedAt: s.state.ChangedAt,
 	}
@@ -154,7 +156,11 @@ func (s *service) publishLocked(now time.Time) int {
 // Subscribe registers a subscriber for service/instance (creating the
 // service if needed) and queues its first message: the current state, or an
 // "unchanged" frame when the client already runs version known.
-func (c *Controller) Subscribe(ctx context.Context, service, instanceName, tokenID string, known uint64) (*Subscriber, error) {
+//
+// knownEpoch is the epoch of the client's version; when it is given and
+// differs from the controller's, the client's version means nothing here
+// and it gets the full state.
+func (c *Controller) Subscribe(ctx context.Context, service, instanceName, tokenID string, known uint64, knownEpoch string) (*Subscriber, error) {
 	svc, err := c.service(ctx, service, true)
 	if err != nil {
 		return nil, err
@@ -174,8 +180,8 @@ func (c *Controller) Subscribe(ctx context.Context, service, instanceName, token
 	in.conns++
 	in.lastSeen, in.connectedAt = now, now
 	svc.subs[sub] = struct{}{}
-	if known != 0 && known == svc.state.Version {
-		b, _ := json.Marshal(map[string]any{"type": "unchanged", "service": service, "version": known})
+	if known != 0 && known == svc.state.Version && (knownEpoch == "" || knownEpoch == c.epoch) {
+		b, _ := json.Marshal(map[string]any{"type": "unchanged", "service": service, "epoch": c.epoch, "version": known})
 		sub.offer(&Message{Version: known, Data: b})
 	} else {
 		// The first snapshot is not a change: its ack does not count as

@@ -34,6 +34,9 @@ type Store interface {
 	ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error)
 
 	AppendAudit(ctx context.Context, a brownout.AuditEntry) error
+
+	// Epoch identifies the store's history; versions count within it.
+	Epoch(ctx context.Context) (string, error)
 }
 
 // SampleSink takes one sample per service per tick without blocking.

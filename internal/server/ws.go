@@ -35,7 +35,7 @@ type clientFrame struct {
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	p := principalFrom(r)
 	q := r.URL.Query()
-	if err := onlyParams(q, "service", "instance", "version"); err != nil {
+	if err := onlyParams(q, "service", "instance", "version", "epoch"); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -56,6 +56,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		known = n
+	}
+	epoch := q.Get("epoch")
+	if len(epoch) > 64 {
+		writeError(w, r, brownout.FieldErrorf(brownout.EBADREQUEST, "epoch", "is not an epoch from a state frame"))
+		return
 	}
 	if !p.CanActFor(service) {
 		writeError(w, r, brownout.Errorf(brownout.EFORBIDDEN, "this token may not subscribe to service %q", service))
@@ -81,7 +86,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	sub, err := s.ctl.Subscribe(ctx, service, instance, p.TokenID, known)
+	sub, err := s.ctl.Subscribe(ctx, service, instance, p.TokenID, known, epoch)
 	if err != nil {
 		_ = c.Close(websocket.StatusPolicyViolation, truncateReason(brownout.ErrorMessage(err)))
 		return
