@@ -20,19 +20,23 @@ import (
 
 // The baseline broadcaster is the floor the controller is compared with: a
 // websocket server that does nothing but send one small frame to every
-// connection on each POST /broadcast. It has the same shape as the
-// controller's hub (one writer goroutine per connection woken by a
-// one-slot channel, latest message wins; the handler goroutine reads and
-// discards what the client sends), and none of its work: no
-// authentication, storage, JSON encoding per change, or bookkeeping of
-// acks.
+// connection on each POST /broadcast, and read and discard what clients
+// send. In "direct" mode (the default floor) the broadcast writes to each
+// connection in turn; in "goroutine" mode it has the controller's shape
+// (one writer goroutine per connection woken by a one-slot channel, latest
+// message wins). Neither does any of the controller's work: no
+// authentication, storage, JSON, or bookkeeping of acks.
 type broadcaster struct {
+	// direct: the broadcast writes to every connection itself, one after
+	// the other, instead of waking a writer goroutine per connection.
+	direct  bool
 	version atomic.Uint64
 	mu      sync.Mutex
 	conns   map[*bconn]struct{}
 }
 
 type bconn struct {
+	c       *websocket.Conn
 	pending atomic.Pointer[[]byte]
 	ready   chan struct{}
 }
@@ -51,7 +55,7 @@ func (b *broadcaster) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	bc := &bconn{ready: make(chan struct{}, 1)}
+	bc := &bconn{c: c, ready: make(chan struct{}, 1)}
 	b.mu.Lock()
 	first := b.frame()
 	bc.pending.Store(&first)
@@ -91,6 +95,21 @@ func (b *broadcaster) broadcast(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
+	if b.direct {
+		b.mu.Lock()
+		b.version.Add(1)
+		m := b.frame()
+		conns := make([]*bconn, 0, len(b.conns))
+		for bc := range b.conns {
+			conns = append(conns, bc)
+		}
+		b.mu.Unlock()
+		for _, bc := range conns {
+			_ = bc.c.Write(r.Context(), websocket.MessageText, m)
+		}
+		fmt.Fprintf(w, "%d\n", len(conns))
+		return
+	}
 	b.mu.Lock()
 	b.version.Add(1)
 	m := b.frame()
@@ -111,17 +130,21 @@ func (b *broadcaster) broadcast(w http.ResponseWriter, r *http.Request) {
 func baselineServerCmd(args []string) error {
 	fs := flag.NewFlagSet("baseline-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
+	mode := fs.String("mode", "direct", `"direct": the broadcast writes to each connection in turn; "goroutine": it wakes a writer goroutine per connection, as the controller does`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := checkLoopbackAddr(*addr); err != nil {
 		return err
 	}
+	if *mode != "direct" && *mode != "goroutine" {
+		return fmt.Errorf("--mode %q: want direct or goroutine", *mode)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	b := &broadcaster{conns: map[*bconn]struct{}{}}
+	b := &broadcaster{conns: map[*bconn]struct{}{}, direct: *mode == "direct"}
 	b.version.Store(1) // clients treat version 0 as "nothing yet"
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/subscribe", b.subscribe)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,13 +34,18 @@ type IngestResult struct {
 	ErrorFrames int64   `json:"error_frames,omitempty"`
 	// Persistence: samples written and dropped by the store while the
 	// reports came in, and history points found afterwards.
-	SamplesDropped  float64  `json:"samples_dropped"`
-	SampleWrites    float64  `json:"sample_write_txs"`
-	HistoryPoints   int      `json:"history_points"`
-	HistoryExpected int      `json:"history_points_expected"`
-	CPUSeconds      float64  `json:"controller_cpu_seconds"`
-	RSSKiB          int64    `json:"controller_rss_kib"`
-	Errors          []string `json:"errors,omitempty"`
+	SamplesDropped  float64 `json:"samples_dropped"`
+	SampleWrites    float64 `json:"sample_write_txs"`
+	HistoryPoints   int     `json:"history_points"`
+	HistoryExpected int     `json:"history_points_expected"`
+	// HistoryMaxGapS is the longest time between two stored samples of one
+	// service: the controller takes one per evaluation tick, so this is
+	// also the longest its level evaluation stalled.
+	HistoryMaxGapS float64  `json:"history_max_gap_seconds"`
+	ToolCPUSeconds float64  `json:"load_tool_cpu_seconds"`
+	CPUSeconds     float64  `json:"controller_cpu_seconds"`
+	RSSKiB         int64    `json:"controller_rss_kib"`
+	Errors         []string `json:"errors,omitempty"`
 }
 
 func runIngest(ctx context.Context, o *options, res *Results, log io.Writer) error {
@@ -95,6 +101,7 @@ func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult
 		return err
 	}
 	from := time.Now().UTC()
+	tool0 := toolCPU()
 	o.logf(log, "ingest: offering %d reports/s over websockets for %s", o.reports, o.ingestFor)
 	sent, failed, took := f.pump(ctx, o.reports, o.ingestFor)
 	to := time.Now().UTC()
@@ -109,7 +116,8 @@ func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult
 	if t.pid > 0 {
 		r.RSSKiB, _ = rssKiB(t.pid)
 	}
-	r.HistoryPoints, r.HistoryExpected, err = historyPoints(ctx, t, from, to)
+	r.ToolCPUSeconds = toolCPU() - tool0
+	r.HistoryPoints, r.HistoryExpected, r.HistoryMaxGapS, err = historyPoints(ctx, t, from, to)
 	o.logf(log, "ingest: ws sent %d in %.1fs; controller accepted %.0f (%.0f/s), rejected %.0f; history %d/%d points; dropped samples %.0f",
 		sent, took.Seconds(), r.Accepted, r.AcceptedPS, r.Rejected, r.HistoryPoints, r.HistoryExpected, r.SamplesDropped)
 	return err
@@ -129,25 +137,41 @@ func fillIngest(r *IngestResult, before, after map[string]float64, transport str
 }
 
 // historyPoints counts the per-second sample points stored for every
-// service over [from, to): the reports reached the store.
-func historyPoints(ctx context.Context, t *target, from, to time.Time) (got, want int, err error) {
+// service over [from, to) (the reports reached the store), and the longest
+// gap between two of them.
+func historyPoints(ctx context.Context, t *target, from, to time.Time) (got, want int, maxGap float64, err error) {
 	from = from.Add(2 * time.Second).Truncate(time.Second)
 	to = to.Add(-time.Second).Truncate(time.Second)
 	if !to.After(from) {
-		return 0, 0, nil
+		return 0, 0, 0, nil
 	}
 	for _, s := range t.services {
 		var out struct {
-			Items []struct{} `json:"items"`
+			Items []struct {
+				At time.Time `json:"at"`
+			} `json:"items"`
 		}
 		q := url.Values{"service": {s}, "from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)}, "step": {"1s"}}
 		if _, err := t.api.do(ctx, http.MethodGet, "/api/v1/history/samples?"+q.Encode(), nil, &out); err != nil {
-			return got, want, err
+			return got, want, maxGap, err
 		}
 		got += len(out.Items)
 		want += int(to.Sub(from) / time.Second)
+		prev := from
+		for _, it := range append(out.Items, struct {
+			At time.Time `json:"at"`
+		}{At: to}) {
+			maxGap = max(maxGap, it.At.Sub(prev).Seconds())
+			prev = it.At
+		}
 	}
-	return got, want, nil
+	return got, want, maxGap, nil
+}
+
+// toolCPU is the CPU time this process has used, in seconds.
+func toolCPU() float64 {
+	s, _ := cpuSeconds(os.Getpid())
+	return s
 }
 
 // pump sends rate reports per second, spread round-robin over the
@@ -230,6 +254,7 @@ func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log
 	}
 	o.logf(log, "ingest: HTTP batches of %d with %d senders for %s", o.httpBatch, o.httpWorkers, o.httpFor)
 	from := time.Now().UTC()
+	tool0 := toolCPU()
 	hctx, cancel := context.WithTimeout(ctx, o.httpFor)
 	defer cancel()
 	var sent, failed atomic.Int64
@@ -274,7 +299,8 @@ func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log
 	if t.pid > 0 {
 		r.RSSKiB, _ = rssKiB(t.pid)
 	}
-	r.HistoryPoints, r.HistoryExpected, err = historyPoints(ctx, t, from, to)
+	r.ToolCPUSeconds = toolCPU() - tool0
+	r.HistoryPoints, r.HistoryExpected, r.HistoryMaxGapS, err = historyPoints(ctx, t, from, to)
 	o.logf(log, "ingest: http accepted %.0f (%.0f/s) in batches of %s; history %d/%d points",
 		r.Accepted, r.AcceptedPS, strconv.Itoa(o.httpBatch), r.HistoryPoints, r.HistoryExpected)
 	return err

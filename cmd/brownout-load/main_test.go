@@ -66,7 +66,7 @@ func TestLoopbackOnly(t *testing.T) {
 // are there and consistent.
 func TestPropAndIngest(t *testing.T) {
 	srv := servertest.Start(t)
-	b := &broadcaster{conns: map[*bconn]struct{}{}}
+	b := &broadcaster{conns: map[*bconn]struct{}{}, direct: true}
 	b.version.Store(1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/subscribe", b.subscribe)

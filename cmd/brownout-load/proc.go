@@ -165,12 +165,12 @@ type baselineProc struct {
 	exited chan struct{}
 }
 
-func startBaseline() (*baselineProc, error) {
+func startBaseline(mode string) (*baselineProc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "baseline-server", "--addr", "127.0.0.1:0")
+	cmd := exec.Command(self, "baseline-server", "--addr", "127.0.0.1:0", "--mode", mode)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -19,6 +19,7 @@ type PropResult struct {
 	Subscribers int    `json:"subscribers"`
 	Services    int    `json:"services"`
 	Scope       string `json:"scope"`
+	FloorMode   string `json:"floor_mode,omitempty"`
 	Changes     int    `json:"changes"`
 	Rounds      int    `json:"rounds"`
 	// Floor and Ours: time from the call that makes a change until the
@@ -90,7 +91,7 @@ func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, Changes: perRound * o.rounds, Rounds: o.rounds}
+		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, FloorMode: o.floorMode, Changes: perRound * o.rounds, Rounds: o.rounds}
 		res.Propagation = append(res.Propagation, r)
 		// Floor and controller alternate in rounds, so that a change in the
 		// machine's load during the run hits both alike.
@@ -139,7 +140,7 @@ func (l *Latency) orZero() *Latency {
 func measureFloor(ctx context.Context, o *options, n, changes int, r *PropResult, log io.Writer) ([]time.Duration, error) {
 	base, pid := o.baselineURL, 0
 	if base == "" {
-		b, err := startBaseline()
+		b, err := startBaseline(o.floorMode)
 		if err != nil {
 			return nil, err
 		}

@@ -99,11 +99,11 @@ func (r *Results) printTable(w io.Writer) {
 	if len(r.Ingest) > 0 {
 		fmt.Fprintln(w, "\ningest (accepted = controller's brownout_reports_ingested_total; history = stored 1 s sample points)")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "transport\tsubs\toffered/s\tseconds\tsent\taccepted\taccepted/s\trejected\tsamples dropped\thistory\tctl CPU s\tctl RSS MiB\t")
+		fmt.Fprintln(tw, "transport\tsubs\toffered/s\tseconds\tsent\taccepted\taccepted/s\trejected\tsamples dropped\thistory\tmax gap\tctl CPU s\ttool CPU s\tctl RSS MiB\t")
 		for _, i := range r.Ingest {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d\t%.1f\t%.0f\t\n",
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d\t%.1f s\t%.1f\t%.1f\t%.0f\t\n",
 				i.Transport, i.Subscribers, i.Offered, i.Seconds, i.Sent, i.Accepted, i.AcceptedPS, i.Rejected, i.SamplesDropped,
-				i.HistoryPoints, i.HistoryExpected, i.CPUSeconds, float64(i.RSSKiB)/1024)
+				i.HistoryPoints, i.HistoryExpected, i.HistoryMaxGapS, i.CPUSeconds, i.ToolCPUSeconds, float64(i.RSSKiB)/1024)
 		}
 		tw.Flush()
 		for _, i := range r.Ingest {
