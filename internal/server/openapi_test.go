@@ -231,7 +231,7 @@ func TestOpenAPIDocumentedQueryParametersAreAccepted(t *testing.T) {
 	values := map[string]string{
 		"service": "checkout", "instance": "checkout-1", "version": "1", "actor": "admin",
 		"from": now.Add(-time.Hour).Format(time.RFC3339), "to": now.Format(time.RFC3339),
-		"limit": "10", "cursor": "", "step": "1m",
+		"limit": "10", "cursor": "", "step": "1m", "epoch": "e0123456789abcdef",
 	}
 	for name, op := range doc.operations() {
 		method, path, _ := strings.Cut(name, " ")
