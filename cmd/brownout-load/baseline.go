@@ -130,7 +130,7 @@ func (b *broadcaster) broadcast(w http.ResponseWriter, r *http.Request) {
 func baselineServerCmd(args []string) error {
 	fs := flag.NewFlagSet("baseline-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
-	mode := fs.String("mode", "direct", `"direct": the broadcast writes to each connection in turn; "goroutine": it wakes a writer goroutine per connection, as the controller does`)
+	mode := fs.String("mode", "goroutine", `"direct": the broadcast writes to each connection in turn; "goroutine": it wakes a writer goroutine per connection, as the controller does`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

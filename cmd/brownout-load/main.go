@@ -146,7 +146,7 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	fs.IntVar(&o.rounds, "rounds", 3, "split the changes into this many alternating floor/controller rounds")
 	fs.StringVar(&o.scope, "scope", "all", `which subscribers a change reaches: "all" (a global override) or "one" (an override of the first service)`)
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare broadcaster floor in the same run")
-	fs.StringVar(&o.floorMode, "floor", "direct", `the floor's broadcaster: "direct" (writes to each connection in turn) or "goroutine" (a writer goroutine per connection, the controller's shape)`)
+	fs.StringVar(&o.floorMode, "floor", "goroutine", `the floor's broadcaster: "direct" (writes to each connection in turn) or "goroutine" (a writer goroutine per connection, the controller's shape)`)
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle time after connecting before RSS and goroutines are read")
 	fs.IntVar(&o.reports, "reports", 50000, "websocket reports per second to offer (ingest)")
 	fs.DurationVar(&o.ingestFor, "ingest-for", 60*time.Second, "how long to send websocket reports")
