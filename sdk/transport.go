@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 )
 
 // runTransport connects, serves a connection until it drops, waits, and

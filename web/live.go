@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/web/pages/overview"

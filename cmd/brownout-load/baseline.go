@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 )
 
 // The baseline broadcaster is the floor the controller is compared with: a

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 )
 
 // subprotocol is the push protocol's websocket subprotocol.

@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 )
 
 // IngestResult is one sustained ingest measurement.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
-	"nhooyr.io/websocket"
 
 	"github.com/brownout-io/brownout/internal/servertest"
 )

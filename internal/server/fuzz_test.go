@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/health"

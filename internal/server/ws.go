@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"

@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/brownout-io/brownout v0.0.0
+	github.com/coder/websocket v1.8.15
 	github.com/open-feature/go-sdk v1.20.0
-	nhooyr.io/websocket v1.8.17
 )
 
 require (

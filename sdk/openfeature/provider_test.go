@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout/sdk"
+	"github.com/coder/websocket"
 	of "github.com/open-feature/go-sdk/openfeature"
-	"nhooyr.io/websocket"
 )
 
 var discard = slog.New(slog.DiscardHandler)

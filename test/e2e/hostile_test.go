@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"nhooyr.io/websocket"
+	"github.com/coder/websocket"
 )
 
 // Bounds for the well-behaved clients while hostile ones run. Normal
