@@ -111,6 +111,13 @@ type ServiceState struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// StateChange is one service's new state and the level changes that led
+// to it, saved together.
+type StateChange struct {
+	State   ServiceState
+	Changes []LevelChange
+}
+
 // Sample is a service's aggregated signals at one evaluation tick.
 // Requests and Errors are what arrived since the previous tick.
 type Sample struct {

@@ -180,17 +180,13 @@ func (c *Controller) DeleteServiceFlags(ctx context.Context, service, actor stri
 
 // reevaluateAll evaluates the named service, or all when only is empty.
 func (c *Controller) reevaluateAll(ctx context.Context, trigger, only string) error {
-	now := c.cfg.Now()
-	var first error
+	var svcs []*service
 	for _, svc := range c.serviceList() {
-		if only != "" && only != brownout.GlobalScope && svc.name != only {
-			continue
-		}
-		if err := c.evaluate(ctx, svc, now, trigger); err != nil && first == nil {
-			first = err
+		if only == "" || only == brownout.GlobalScope || svc.name == only {
+			svcs = append(svcs, svc)
 		}
 	}
-	return first
+	return c.evaluateMany(ctx, svcs, c.cfg.Now(), func(*service) string { return trigger })
 }
 
 // OverrideRequest is what an operator asks for.

@@ -197,12 +197,7 @@ func (c *Controller) Load(ctx context.Context) error {
 	c.log.Info("controller loaded", "services", len(states), "overrides", len(ovs))
 	// Whatever changed while we were down (an override expired, config
 	// edited) is applied with a new version at once.
-	for _, svc := range c.serviceList() {
-		if err := c.evaluate(ctx, svc, now, triggerLoad); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.evaluateMany(ctx, c.serviceList(), now, func(*service) string { return triggerLoad })
 }
 
 // Run evaluates every service each EvalInterval until ctx ends.
@@ -232,19 +227,20 @@ func (c *Controller) Tick(ctx context.Context) {
 			c.log.Error("audit override expiry", "err", err)
 		}
 	}
-	for _, svc := range c.serviceList() {
-		trig := triggerTick
-		if len(expired) > 0 {
-			for _, o := range expired {
-				if o.Matches(svc.name) {
-					trig = triggerExpiry
-					break
-				}
+	svcs := c.serviceList()
+	err := c.evaluateMany(ctx, svcs, now, func(svc *service) string {
+		for _, o := range expired {
+			if o.Matches(svc.name) {
+				return triggerExpiry
 			}
 		}
-		if err := c.evaluate(ctx, svc, now, trig); err != nil {
-			c.log.Error("evaluate", "service", svc.name, "err", err)
-		}
+		return triggerTick
+	})
+	if err != nil {
+		c.log.Error("evaluate", "err", err)
+	}
+	cutoff := now.Add(-c.cfg.ForgetAfter)
+	for _, svc := range svcs {
 		svc.mu.Lock()
 		if c.samples != nil && svc.live > 0 {
 			req, errs := svc.window.TakeTotals()
@@ -253,45 +249,116 @@ func (c *Controller) Tick(ctx context.Context) {
 				ErrorRate: svc.signals.ErrorRate, Requests: req, Errors: errs, Instances: svc.live,
 			})
 		}
-		cutoff := now.Add(-c.cfg.ForgetAfter)
+		forgotten := false
 		for _, name := range svc.window.Forget(cutoff) {
 			if in := svc.instances[name]; in != nil && in.conns == 0 {
 				delete(svc.instances, name)
+				forgotten = true
 			}
 		}
 		for name, in := range svc.instances {
 			if in.conns == 0 && in.lastSeen.Before(cutoff) {
 				if _, ok := svc.window.LastSeen(name); !ok {
 					delete(svc.instances, name)
+					forgotten = true
 				}
 			}
+		}
+		if forgotten {
+			svc.countInstancesLocked()
 		}
 		svc.mu.Unlock()
 	}
 	c.notifyWatchers()
 }
 
-// Ingest adds a validated report to its service's window, creating the
-// service on its first report.
+// Ingest queues a validated report for its service's window, creating
+// the service on its first report. Reports wait in a sharded inbox under
+// short locks and are folded into the window before every evaluation and
+// read, so that thousands of reporting connections never convoy on the
+// lock the evaluation needs.
 func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
 	svc, err := c.service(ctx, r.Service, true)
 	if err != nil {
 		return err
 	}
-	now := c.cfg.Now()
-	svc.mu.Lock()
-	defer svc.mu.Unlock()
-	in := svc.instances[r.Instance]
-	if in == nil {
-		if len(svc.instances) >= c.cfg.MaxInstances {
+	if svc.nInstances.Load() >= int64(c.cfg.MaxInstances) {
+		svc.mu.Lock()
+		_, ok := svc.instances[r.Instance]
+		svc.mu.Unlock()
+		if !ok {
 			return brownout.Errorf(brownout.EINVALID, "service %q already has %d instances, the most allowed", r.Service, c.cfg.MaxInstances)
 		}
-		in = &instance{}
-		svc.instances[r.Instance] = in
 	}
-	in.lastSeen = now
-	svc.window.Add(r, now)
+	sh := &svc.inbox[shardOf(r.Instance)]
+	sh.mu.Lock()
+	if len(sh.reports) >= maxInboxPerShard {
+		sh.mu.Unlock()
+		return brownout.Errorf(brownout.ETHROTTLED, "the controller is behind on reports for %q; retry shortly", r.Service)
+	}
+	sh.reports = append(sh.reports, inboxReport{r: r, at: c.cfg.Now()})
+	sh.mu.Unlock()
 	return nil
+}
+
+// Inbox sizing: reports wait at most one evaluation interval; the bound
+// only matters when evaluation stalls, and then it pushes back (429)
+// instead of growing without limit.
+const (
+	inboxShards      = 16
+	maxInboxPerShard = 32768
+)
+
+type inboxReport struct {
+	r  health.Report
+	at time.Time
+}
+
+type inboxShard struct {
+	mu      sync.Mutex
+	reports []inboxReport
+	_       [40]byte // keep shards' locks on separate cache lines
+}
+
+func shardOf(instance string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(instance); i++ {
+		h ^= uint32(instance[i])
+		h *= 16777619
+	}
+	return int(h % inboxShards)
+}
+
+// drainLocked folds the inbox into the window; svc.mu held.
+func (c *Controller) drainLocked(svc *service) {
+	added := false
+	for i := range svc.inbox {
+		sh := &svc.inbox[i]
+		sh.mu.Lock()
+		batch := sh.reports
+		sh.reports = svc.spare[i][:0]
+		sh.mu.Unlock()
+		for _, ir := range batch {
+			in := svc.instances[ir.r.Instance]
+			if in == nil {
+				if len(svc.instances) >= c.cfg.MaxInstances {
+					continue // refused at Ingest once the set is published
+				}
+				in = &instance{}
+				svc.instances[ir.r.Instance] = in
+				added = true
+			}
+			if ir.at.After(in.lastSeen) {
+				in.lastSeen = ir.at
+			}
+			svc.window.Add(ir.r, ir.at)
+		}
+		clear(batch)
+		svc.spare[i] = batch[:0]
+	}
+	if added {
+		svc.countInstancesLocked()
+	}
 }
 
 // Triggers of an evaluation.
@@ -304,17 +371,79 @@ const (
 	triggerCreate   = "create"
 )
 
-// evaluate computes a service's next state and, when anything a subscriber
-// sees has changed, persists it under a new version and publishes it.
-func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, trigger string) error {
-	svc.commitMu.Lock()
-	defer svc.commitMu.Unlock()
+// pending is a computed state change waiting to be made durable and
+// published. Its service's commitMu is held from prepare to finish.
+type pending struct {
+	svc        *service
+	trigger    string
+	next       brownout.ServiceState
+	changes    []brownout.LevelChange
+	flags      map[string]bool
+	override   *brownout.Override
+	detail     string
+	prevEngine levels.State
+	oldLevel   int
+}
 
+// evaluate evaluates one service; see evaluateMany.
+func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, trigger string) error {
+	return c.evaluateMany(ctx, []*service{svc}, now, func(*service) string { return trigger })
+}
+
+// evaluateMany computes the next state of each service and, for those
+// whose subscribers would see a change, saves every new state in one
+// transaction (one fsync however many services a global override
+// touches), then publishes them. Nothing is published that is not durable:
+// on a store error every service keeps its previous state and the next
+// tick tries again. svcs must be in name order (serviceList's), the order
+// in which commit locks are taken.
+func (c *Controller) evaluateMany(ctx context.Context, svcs []*service, now time.Time, trigger func(*service) string) error {
+	for _, svc := range svcs {
+		svc.commitMu.Lock()
+	}
+	defer func() {
+		for _, svc := range svcs {
+			svc.commitMu.Unlock()
+		}
+	}()
+	var ps []*pending
+	for _, svc := range svcs {
+		if p := c.prepare(svc, now, trigger(svc)); p != nil {
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	batch := make([]brownout.StateChange, len(ps))
+	for i, p := range ps {
+		batch[i] = brownout.StateChange{State: p.next, Changes: p.changes}
+	}
+	if err := c.store.SaveServiceStates(ctx, batch); err != nil {
+		for _, p := range ps {
+			p.svc.mu.Lock()
+			p.svc.engine = p.prevEngine
+			p.svc.mu.Unlock()
+		}
+		return fmt.Errorf("save state of %d services: %w", len(ps), err)
+	}
+	for _, p := range ps {
+		c.finish(p, now)
+	}
+	c.notifyWatchers()
+	return nil
+}
+
+// prepare computes a service's next state; nil when nothing a subscriber
+// sees has changed. The caller holds svc.commitMu.
+func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pending {
 	th := c.thresholdsFor(svc.name)
 	eff := c.effectiveFlags(svc.name)
 	ov := c.activeOverride(svc.name, now)
 
 	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	c.drainLocked(svc)
 	sig, live := svc.window.Signals(now)
 	svc.signals, svc.live = sig, live
 	prevEngine := svc.engine
@@ -330,7 +459,6 @@ func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, 
 	flags := eff.For(level)
 	changed := level != old.Level || int(eng.Level) != old.ComputedLevel || ovID != old.OverrideID || !maps.Equal(flags, svc.flags)
 	if !changed {
-		svc.mu.Unlock()
 		return nil
 	}
 	next := old
@@ -395,21 +523,21 @@ func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, 
 			At: now, Cause: brownout.CauseSignal, Version: next.Version, Inputs: raw,
 		})
 	}
-	svc.mu.Unlock()
-
-	if err := c.store.SaveServiceState(ctx, next, changes); err != nil {
-		svc.mu.Lock()
-		svc.engine = prevEngine
-		svc.mu.Unlock()
-		return fmt.Errorf("save state of %s: %w", svc.name, err)
+	return &pending{
+		svc: svc, trigger: trigger, next: next, changes: changes, flags: flags,
+		override: ov, detail: detail, prevEngine: prevEngine, oldLevel: old.Level,
 	}
+}
 
+// finish makes a saved state current and publishes it.
+func (c *Controller) finish(p *pending, now time.Time) {
+	svc := p.svc
 	svc.mu.Lock()
-	svc.state = next
-	svc.flags = flags
-	svc.detail = detail
-	if ov != nil {
-		o := *ov
+	svc.state = p.next
+	svc.flags = p.flags
+	svc.detail = p.detail
+	if p.override != nil {
+		o := *p.override
 		svc.override = &o
 	} else {
 		svc.override = nil
@@ -418,16 +546,15 @@ func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, 
 	n := svc.publishLocked(now)
 	svc.mu.Unlock()
 
+	level := p.next.Level
 	c.obs.Pushed(svc.name, n)
-	if level != old.Level || trigger == triggerCreate {
+	if level != p.oldLevel || p.trigger == triggerCreate {
 		c.obs.LevelChanged(svc.name, level)
 	}
-	if level != old.Level && trigger != triggerCreate {
-		c.log.Info("level changed", "service", svc.name, "from", levels.Level(old.Level).String(), "to", levels.Level(level).String(),
-			"version", next.Version, "cause", cause, "detail", detail)
+	if level != p.oldLevel && p.trigger != triggerCreate {
+		c.log.Info("level changed", "service", svc.name, "from", levels.Level(p.oldLevel).String(), "to", levels.Level(level).String(),
+			"version", p.next.Version, "cause", p.next.Cause, "detail", p.detail)
 	}
-	c.notifyWatchers()
-	return nil
 }
 
 func describe(d *levels.Decision) string {
@@ -476,13 +603,14 @@ func (c *Controller) service(ctx context.Context, name string, create bool) (*se
 }
 
 func (c *Controller) newService(name string) *service {
-	return &service{
+	svc := &service{
 		name:      name,
 		epoch:     c.epoch,
 		window:    health.NewWindow(c.cfg.Window, c.cfg.StaleAfter),
 		instances: map[string]*instance{},
 		subs:      map[*Subscriber]struct{}{},
 	}
+	return svc
 }
 
 func (c *Controller) serviceList() []*service {

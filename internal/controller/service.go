@@ -31,7 +31,18 @@ type service struct {
 	snapshot  []byte
 	instances map[string]*instance
 	subs      map[*Subscriber]struct{}
+
+	// inbox holds reports not yet in the window (see Ingest); spare keeps
+	// each shard's drained slice for reuse.
+	inbox [inboxShards]inboxShard
+	spare [inboxShards][]inboxReport
+	// nInstances mirrors len(instances) (set under mu), so that Ingest
+	// needs mu only when the service is at its instance limit.
+	nInstances atomic.Int64
 }
+
+// countInstancesLocked refreshes nInstances; mu held.
+func (s *service) countInstancesLocked() { s.nInstances.Store(int64(len(s.instances))) }
 
 type instance struct {
 	lastSeen    time.Time // last report, ack or connection
@@ -176,6 +187,7 @@ func (c *Controller) Subscribe(ctx context.Context, service, instanceName, token
 		}
 		in = &instance{}
 		svc.instances[instanceName] = in
+		svc.countInstancesLocked()
 	}
 	in.conns++
 	in.lastSeen, in.connectedAt = now, now
@@ -355,6 +367,7 @@ func (c *Controller) view(svc *service, now time.Time) ServiceView {
 
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
+	c.drainLocked(svc)
 	v := ServiceView{
 		Name: svc.name, Level: svc.state.Level, LevelName: levels.Level(svc.state.Level).String(),
 		ComputedLevel: svc.state.ComputedLevel, Version: svc.state.Version, Override: svc.override,

@@ -25,9 +25,10 @@ type Store interface {
 	DeleteServiceFlags(ctx context.Context, service string, a brownout.AuditEntry) (bool, error)
 
 	LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
-	// SaveServiceState must refuse a version that is not above the stored
-	// one, so that versions never go back.
-	SaveServiceState(ctx context.Context, st brownout.ServiceState, changes []brownout.LevelChange) error
+	// SaveServiceStates saves every state with its level changes in one
+	// transaction, all or nothing. It must refuse a version that is not
+	// above the stored one, so that versions never go back.
+	SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error
 
 	CreateOverride(ctx context.Context, o brownout.Override, a brownout.AuditEntry) error
 	ClearOverride(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry) (brownout.Override, error)

@@ -83,8 +83,9 @@ func (w *Window) Add(r Report, now time.Time) {
 		s.requests, s.errors = 1, *r.ErrorRate
 	}
 	if len(in.samples) >= MaxSamplesPerInstance {
-		copy(in.samples, in.samples[1:])
-		in.samples = in.samples[:len(in.samples)-1]
+		// Drop the oldest by reslicing: O(1); append moves the window to
+		// a fresh array once the old one's tail is used up.
+		in.samples = in.samples[1:]
 	}
 	in.samples = append(in.samples, s)
 	if !at.Before(in.lastSeen) {
@@ -133,24 +134,29 @@ func (w *Window) Signals(now time.Time) (sig levels.Signals, live int) {
 }
 
 func (in *instance) trim(cutoff time.Time) {
+	// Samples arrive mostly in order, so the old ones sit at the front;
+	// a late arrival older than the cutoff behind newer ones is dropped by
+	// the filter below only when there is one.
 	i := 0
 	for i < len(in.samples) && in.samples[i].at.Before(cutoff) {
 		i++
 	}
-	if i > 0 {
-		// Samples arrive mostly in order; an out-of-order old one is
-		// dropped when it reaches the front.
-		in.samples = append(in.samples[:0], in.samples[i:]...)
-	}
-	// Drop late arrivals older than the cutoff that sit behind newer ones.
-	j := 0
-	for _, s := range in.samples {
-		if !s.at.Before(cutoff) {
-			in.samples[j] = s
-			j++
+	in.samples = in.samples[i:]
+	for j, s := range in.samples {
+		if s.at.Before(cutoff) {
+			kept := in.samples[:j]
+			for _, t := range in.samples[j+1:] {
+				if !t.at.Before(cutoff) {
+					kept = append(kept, t)
+				}
+			}
+			in.samples = kept
+			break
 		}
 	}
-	in.samples = in.samples[:j]
+	if len(in.samples) == 0 {
+		in.samples = nil // let a long-silent instance's array go
+	}
 }
 
 // TakeTotals returns the requests and errors added since the previous call

@@ -42,57 +42,72 @@ func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
 // version is >= st.Version it stores nothing and returns an error wrapping
 // ErrStaleVersion.
 func (db *DB) SaveServiceState(ctx context.Context, st brownout.ServiceState, changes []brownout.LevelChange) error {
-	if st.Version > math.MaxInt64 {
-		return fmt.Errorf("save service state: version %d out of range", st.Version)
+	return db.SaveServiceStates(ctx, []brownout.StateChange{{State: st, Changes: changes}})
+}
+
+// SaveServiceStates saves several services' states and level changes in
+// one transaction (one fsync), all or nothing, so that a change that
+// touches every service — a global override — costs one commit. Each
+// state's version must be above its stored one, else nothing is stored and
+// the error wraps ErrStaleVersion.
+func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error {
+	for _, sc := range batch {
+		if sc.State.Version > math.MaxInt64 {
+			return fmt.Errorf("save service state: version %d out of range", sc.State.Version)
+		}
+		if sc.State.Name == "" {
+			return brownout.FieldErrorf(brownout.EBADREQUEST, "service", "must not be empty")
+		}
 	}
-	if st.Name == "" {
-		return brownout.FieldErrorf(brownout.EBADREQUEST, "service", "must not be empty")
+	if len(batch) == 0 {
+		return nil
 	}
 	return db.inTx(ctx, "save_service_state", func(tx *sql.Tx) error {
-		var stored int64
-		err := tx.QueryRowContext(ctx, `SELECT version FROM services WHERE name = ?`, st.Name).Scan(&stored)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		case uint64(stored) >= st.Version:
-			return fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, ErrStaleVersion)
-		}
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO services (name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			 ON CONFLICT (name) DO UPDATE SET
-			   version = excluded.version, level = excluded.level, computed_level = excluded.computed_level,
-			   override_id = excluded.override_id, calm_since = excluded.calm_since,
-			   changed_at = excluded.changed_at, cause = excluded.cause`,
-			st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
-			unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, unixNano(st.CreatedAt))
-		if err != nil {
-			return err
-		}
-		if len(changes) == 0 {
-			return nil
-		}
-		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, c := range changes {
-			if c.Version > math.MaxInt64 {
-				return fmt.Errorf("level change version %d out of range", c.Version)
-			}
-			service := c.Service
-			if service == "" {
-				service = st.Name
-			}
-			if _, err := stmt.ExecContext(ctx, service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At),
-				c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
+		for _, sc := range batch {
+			if err := saveState(ctx, tx, sc.State, sc.Changes); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, changes []brownout.LevelChange) error {
+	var stored int64
+	err := tx.QueryRowContext(ctx, `SELECT version FROM services WHERE name = ?`, st.Name).Scan(&stored)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	case uint64(stored) >= st.Version:
+		return fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, ErrStaleVersion)
+	}
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO services (name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 ON CONFLICT (name) DO UPDATE SET
+		   version = excluded.version, level = excluded.level, computed_level = excluded.computed_level,
+		   override_id = excluded.override_id, calm_since = excluded.calm_since,
+		   changed_at = excluded.changed_at, cause = excluded.cause`,
+		st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
+		unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, unixNano(st.CreatedAt))
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		if c.Version > math.MaxInt64 {
+			return fmt.Errorf("level change version %d out of range", c.Version)
+		}
+		service := c.Service
+		if service == "" {
+			service = st.Name
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

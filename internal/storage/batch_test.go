@@ -1,0 +1,48 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout"
+)
+
+// A batch of states is all or nothing: one stale version refuses the whole
+// batch, so a global change never lands for some services only.
+func TestSaveServiceStatesIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	at := time.Unix(1_700_000_000, 0).UTC()
+	st := func(name string, v uint64, level int) brownout.StateChange {
+		return brownout.StateChange{
+			State: brownout.ServiceState{Name: name, Version: v, Level: level, ChangedAt: at, CreatedAt: at, Cause: "signal"},
+			Changes: []brownout.LevelChange{{Service: name, Kind: brownout.KindEffective, ToLevel: level, At: at,
+				Cause: brownout.CauseSignal, Version: v, Inputs: []byte(`{}`)}},
+		}
+	}
+	if err := db.SaveServiceStates(ctx, []brownout.StateChange{st("a", 1, 0), st("b", 5, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	err := db.SaveServiceStates(ctx, []brownout.StateChange{st("a", 2, 3), st("b", 5, 3)})
+	if !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("stale batch: %v, want ErrStaleVersion", err)
+	}
+	states, err := db.LoadServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if s.Level != 0 || (s.Name == "a" && s.Version != 1) {
+			t.Fatalf("refused batch left a trace: %+v", s)
+		}
+	}
+	page, err := db.ListLevelChanges(ctx, brownout.Filter{Limit: 10})
+	if err != nil || len(page.Items) != 2 {
+		t.Fatalf("level changes after a refused batch: %d, %v", len(page.Items), err)
+	}
+	if err := db.SaveServiceStates(ctx, []brownout.StateChange{st("a", 2, 3), st("b", 6, 3)}); err != nil {
+		t.Fatal(err)
+	}
+}
