@@ -108,6 +108,7 @@ type Subscriber struct {
 
 	pending atomic.Pointer[Message]
 	ready   chan struct{}
+	notify  atomic.Pointer[func()]
 	done    chan struct{}
 	once    sync.Once
 	code    atomic.Int32
@@ -137,8 +138,22 @@ func (s *Subscriber) CloseReason() string {
 // Take returns the latest pending message and clears it; nil when none.
 func (s *Subscriber) Take() *Message { return s.pending.Swap(nil) }
 
+// Pending reports whether a message waits to be taken.
+func (s *Subscriber) Pending() bool { return s.pending.Load() != nil }
+
+// OnReady sets a function called, instead of signalling Ready, whenever a
+// message becomes pending or the subscription ends. It runs on the
+// publisher's goroutine under the service's lock: it must not block (start
+// a goroutine, set a flag). A message offered before OnReady is set is
+// still pending: check Pending after setting it.
+func (s *Subscriber) OnReady(fn func()) { s.notify.Store(&fn) }
+
 func (s *Subscriber) offer(m *Message) {
 	s.pending.Store(m)
+	if fn := s.notify.Load(); fn != nil {
+		(*fn)()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:
@@ -150,6 +165,9 @@ func (s *Subscriber) end(code int, reason string) {
 		s.code.Store(int32(code))
 		s.reason.Store(reason)
 		close(s.done)
+		if fn := s.notify.Load(); fn != nil {
+			(*fn)()
+		}
 	})
 }
 

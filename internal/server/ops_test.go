@@ -117,3 +117,43 @@ func TestInMemoryListsPaginate(t *testing.T) {
 		}
 	}
 }
+
+// A peer that stops reading stops answering pings: the server drops it
+// after one ping interval plus the write timeout, and the controller no
+// longer counts it as connected.
+func TestPingsDropDeadPeers(t *testing.T) {
+	s := servertest.Start(t, servertest.WithConfig(func(c *appConfig) {
+		c.Server.PingInterval = 100 * time.Millisecond
+		c.Server.WriteTimeout = 300 * time.Millisecond
+	}))
+	alive := mustDial(t, s, s.AdminToken, "pings", "alive")
+	mustDial(t, s, s.AdminToken, "pings", "dead") // never reads again
+	alive.waitFor("first state", func(f stateFrame) bool { return f.Type == "state" })
+	done := make(chan struct{})
+	go func() { // the live one keeps reading, so it answers pings
+		defer close(done)
+		for {
+			if _, err := alive.next(3 * time.Second); err != nil {
+				return
+			}
+		}
+	}()
+	eventually(t, "dead peer dropped", func() bool {
+		var svc service
+		if st, _ := s.Do(t, "GET", "/api/v1/services/pings", s.AdminToken, nil); st != 200 {
+			return false
+		}
+		svc = getService(t, s, "pings")
+		conn := map[string]bool{}
+		for _, in := range svc.Instances {
+			conn[in.Name] = in.Connected
+		}
+		return !conn["dead"] && conn["alive"]
+	})
+	time.Sleep(500 * time.Millisecond) // several more ping rounds
+	if svc := getService(t, s, "pings"); !svc.Instances[0].Connected {
+		t.Fatalf("the reading peer was dropped: %+v", svc.Instances)
+	}
+	alive.c.CloseNow()
+	<-done
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -93,64 +92,11 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.ctl.Unsubscribe(sub)
 
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.writeLoop(ctx, cancel, c, sub)
-	}()
+	w8 := newConnWriter(s, ctx, cancel, c, sub)
 	reason := s.readLoop(ctx, c, sub, p)
 	cancel()
-	<-writerDone
+	w8.stop()
 	s.metrics.WSCloses.WithLabelValues(reason).Inc()
-}
-
-// writeLoop sends the latest pending message whenever one is ready, pings
-// on a timer, and closes the connection when the controller ends the
-// subscription. A write that does not finish within WriteTimeout drops the
-// peer: it is never waited for longer.
-func (s *Server) writeLoop(ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *controller.Subscriber) {
-	ping := time.NewTicker(s.cfg.PingInterval)
-	defer ping.Stop()
-	// One context and one timer serve every write of the connection,
-	// instead of a context.WithTimeout per frame on the broadcast path: the
-	// timer is armed for each write and cancels wctx when it fires. A write
-	// that times out ends the connection, so wctx never needs renewing.
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	deadline := time.AfterFunc(time.Hour, wcancel)
-	deadline.Stop()
-	defer deadline.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			c.CloseNow()
-			return
-		case <-sub.Done():
-			_ = c.Close(websocket.StatusCode(sub.CloseCode()), sub.CloseReason())
-			cancel()
-			return
-		case <-sub.Ready():
-			m := sub.Take()
-			if m == nil {
-				continue
-			}
-			deadline.Reset(s.cfg.WriteTimeout)
-			err := c.Write(wctx, websocket.MessageText, m.Data)
-			if !deadline.Stop() || err != nil {
-				c.CloseNow()
-				cancel()
-				return
-			}
-		case <-ping.C:
-			deadline.Reset(s.cfg.WriteTimeout)
-			err := c.Ping(wctx)
-			if !deadline.Stop() || err != nil {
-				c.CloseNow()
-				cancel()
-				return
-			}
-		}
-	}
 }
 
 // readLoop handles acks and reports until the connection ends, and returns
