@@ -184,6 +184,7 @@ func (c *Controller) Load(ctx context.Context) error {
 	for _, s := range states {
 		svc := c.newService(s.Name)
 		svc.state = s
+		svc.curVersion.Store(s.Version)
 		svc.engine = levels.State{Level: levels.Level(s.ComputedLevel)}
 		svc.flags = c.effectiveFlags(s.Name).For(s.Level)
 		if ov := c.activeOverride(s.Name, now); ov != nil && ov.ID == s.OverrideID {
@@ -534,6 +535,7 @@ func (c *Controller) finish(p *pending, now time.Time) {
 	svc := p.svc
 	svc.mu.Lock()
 	svc.state = p.next
+	svc.curVersion.Store(p.next.Version)
 	svc.flags = p.flags
 	svc.detail = p.detail
 	if p.override != nil {

@@ -36,6 +36,8 @@ type service struct {
 	// each shard's drained slice for reuse.
 	inbox [inboxShards]inboxShard
 	spare [inboxShards][]inboxReport
+	// curVersion mirrors state.Version for lock-free readers (Ack).
+	curVersion atomic.Uint64
 	// nInstances mirrors len(instances) (set under mu), so that Ingest
 	// needs mu only when the service is at its instance limit.
 	nInstances atomic.Int64
@@ -45,11 +47,13 @@ type service struct {
 func (s *service) countInstancesLocked() { s.nInstances.Store(int64(len(s.instances))) }
 
 type instance struct {
-	lastSeen    time.Time // last report, ack or connection
-	conns       int
-	acked       uint64
-	ackedAt     time.Time
-	ackLatency  time.Duration
+	lastSeen time.Time // last report, ack or connection
+	conns    int
+	// Ack state is written by Ack without the service's lock, which one
+	// ack per subscriber per change would otherwise contend on.
+	acked       atomic.Uint64
+	ackedAt     atomic.Int64 // Unix nanoseconds; 0 before the first ack
+	ackLatency  atomic.Int64 // nanoseconds
 	connectedAt time.Time
 }
 
@@ -114,9 +118,12 @@ type Subscriber struct {
 	code    atomic.Int32
 	reason  atomic.Value
 
-	// guarded by the service's mu
-	pushedVersion uint64
-	pushedAt      time.Time
+	svc  *service
+	inst *instance // stays in the service's map while subscribed
+
+	// the last change pushed to this subscriber, for propagation latency
+	pushedVersion atomic.Uint64
+	pushedAt      atomic.Int64 // Unix nanoseconds; 0 once acked
 }
 
 // Ready is signalled whenever a new message is pending.
@@ -176,7 +183,8 @@ func (s *Subscriber) end(code int, reason string) {
 func (s *service) publishLocked(now time.Time) int {
 	m := &Message{Version: s.state.Version, Data: s.snapshot}
 	for sub := range s.subs {
-		sub.pushedVersion, sub.pushedAt = m.Version, now
+		sub.pushedVersion.Store(m.Version)
+		sub.pushedAt.Store(now.UnixNano())
 		sub.offer(m)
 	}
 	return len(s.subs)
@@ -209,6 +217,7 @@ func (c *Controller) Subscribe(ctx context.Context, service, instanceName, token
 	}
 	in.conns++
 	in.lastSeen, in.connectedAt = now, now
+	sub.svc, sub.inst = svc, in
 	svc.subs[sub] = struct{}{}
 	if known != 0 && known == svc.state.Version && (knownEpoch == "" || knownEpoch == c.epoch) {
 		b, _ := json.Marshal(map[string]any{"type": "unchanged", "service": service, "epoch": c.epoch, "version": known})
@@ -261,33 +270,30 @@ func (c *Controller) Unsubscribe(sub *Subscriber) {
 	c.obs.SubscribersChanged(-1)
 }
 
-// Ack records that the subscriber's instance applied version.
+// Ack records that the subscriber's instance applied version. It takes
+// no lock: every subscriber acks every change.
 func (c *Controller) Ack(sub *Subscriber, version uint64) {
-	c.mu.RLock()
-	svc := c.services[sub.Service]
-	c.mu.RUnlock()
-	if svc == nil {
-		return
-	}
-	now := c.cfg.Now()
-	var lat time.Duration
-	svc.mu.Lock()
-	if version > svc.state.Version {
-		svc.mu.Unlock()
+	svc, in := sub.svc, sub.inst
+	if svc == nil || in == nil || version > svc.curVersion.Load() {
 		return // a version we never sent
 	}
-	in := svc.instances[sub.Instance]
-	if in != nil && version >= in.acked {
-		in.acked, in.ackedAt, in.lastSeen = version, now, now
-		if version == sub.pushedVersion && !sub.pushedAt.IsZero() {
-			lat = now.Sub(sub.pushedAt)
-			in.ackLatency = lat
-			sub.pushedAt = time.Time{}
+	for {
+		old := in.acked.Load()
+		if version < old {
+			return
+		}
+		if in.acked.CompareAndSwap(old, version) {
+			break
 		}
 	}
-	svc.mu.Unlock()
-	if lat > 0 {
-		c.obs.AckLatency(lat)
+	now := c.cfg.Now().UnixNano()
+	in.ackedAt.Store(now)
+	if version == sub.pushedVersion.Load() {
+		if at := sub.pushedAt.Swap(0); at != 0 && now > at {
+			lat := time.Duration(now - at)
+			in.ackLatency.Store(int64(lat))
+			c.obs.AckLatency(lat)
+		}
 	}
 }
 
@@ -401,7 +407,11 @@ func (c *Controller) view(svc *service, now time.Time) ServiceView {
 	var slowest time.Duration
 	var lastReport time.Time
 	for name, in := range svc.instances {
-		iv := InstanceView{Name: name, Connected: in.conns > 0, LastSeen: in.lastSeen, Version: in.acked}
+		acked, ackedAt, ackLat := in.acked.Load(), in.ackedAt.Load(), time.Duration(in.ackLatency.Load())
+		iv := InstanceView{Name: name, Connected: in.conns > 0, LastSeen: in.lastSeen, Version: acked}
+		if ackedAt != 0 && time.Unix(0, ackedAt).After(iv.LastSeen) {
+			iv.LastSeen = time.Unix(0, ackedAt).UTC()
+		}
 		st, reported := stats[name]
 		if reported {
 			lr := st.LastSeen
@@ -413,20 +423,20 @@ func (c *Controller) view(svc *service, now time.Time) ServiceView {
 			}
 		}
 		iv.Stale = in.conns == 0 && (!reported || st.Stale)
-		if !in.ackedAt.IsZero() {
-			a := in.ackedAt
+		if ackedAt != 0 {
+			a := time.Unix(0, ackedAt).UTC()
 			iv.AckedAt = &a
 		}
-		if in.ackLatency > 0 {
-			iv.AckLatency = in.ackLatency.String()
+		if ackLat > 0 {
+			iv.AckLatency = ackLat.String()
 		}
 		if !iv.Stale && in.conns > 0 {
 			v.Convergence.Live++
-			v.Convergence.Versions[in.acked]++
-			if in.acked == svc.state.Version {
+			v.Convergence.Versions[acked]++
+			if acked == svc.state.Version {
 				v.Convergence.OnCurrent++
-				if in.ackLatency > slowest {
-					slowest = in.ackLatency
+				if ackLat > slowest {
+					slowest = ackLat
 				}
 			} else if len(v.Convergence.Behind) < 20 {
 				v.Convergence.Behind = append(v.Convergence.Behind, name)
