@@ -249,54 +249,93 @@ func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, ac
 	if emergency {
 		action = "emergency.start"
 	}
-	c.ovMu.Lock()
-	err = c.store.CreateOverride(ctx, o, audit(now, actor, action, overrideTarget(o), nil, o))
-	if err == nil {
-		c.overrides = append(c.overrides, o)
-		sortOverrides(c.overrides)
-	}
-	c.ovMu.Unlock()
+	err = c.commitWith(ctx, c.affected(o.Service), now, func(*service) string { return triggerOverride }, &commitHooks{
+		apply: func() {
+			c.ovMu.Lock()
+			c.overrides = append(c.overrides, o)
+			sortOverrides(c.overrides)
+			c.ovMu.Unlock()
+		},
+		save: func(batch []brownout.StateChange) error {
+			return c.store.CreateOverrideWithStates(ctx, o, audit(now, actor, action, overrideTarget(o), nil, o), batch)
+		},
+		undo: func() { c.removeOverride(o.ID) },
+	})
 	if err != nil {
 		return brownout.Override{}, fmt.Errorf("store override: %w", err)
-	}
-	if err := c.reevaluateAll(ctx, triggerOverride, o.Service); err != nil {
-		c.log.Error("apply override", "id", o.ID, "err", err)
 	}
 	return o, nil
 }
 
-// ClearOverride ends an active override and pushes the result.
-func (c *Controller) ClearOverride(ctx context.Context, id, actor string) (brownout.Override, error) {
-	now := c.cfg.Now().UTC()
-	c.ovMu.Lock()
-	idx := -1
-	for i := range c.overrides {
-		if c.overrides[i].ID == id {
-			idx = i
+// affected returns the services an override scope covers, in name order.
+func (c *Controller) affected(scope string) []*service {
+	var out []*service
+	for _, svc := range c.serviceList() {
+		if scope == brownout.GlobalScope || svc.name == scope {
+			out = append(out, svc)
 		}
 	}
-	var before brownout.Override
-	if idx >= 0 {
-		before = c.overrides[idx]
+	return out
+}
+
+// removeOverride drops an override from the active list; it returns the
+// override and whether it was there.
+func (c *Controller) removeOverride(id string) (brownout.Override, bool) {
+	c.ovMu.Lock()
+	defer c.ovMu.Unlock()
+	for i := range c.overrides {
+		if c.overrides[i].ID == id {
+			o := c.overrides[i]
+			c.overrides = append(c.overrides[:i], c.overrides[i+1:]...)
+			return o, true
+		}
 	}
+	return brownout.Override{}, false
+}
+
+// ClearOverride ends an active override, durably and together with the
+// states it changes, and pushes the result.
+func (c *Controller) ClearOverride(ctx context.Context, id, actor string) (brownout.Override, error) {
+	now := c.cfg.Now().UTC()
+	var before brownout.Override
+	c.ovMu.RLock()
+	for _, o := range c.overrides {
+		if o.ID == id {
+			before = o
+		}
+	}
+	c.ovMu.RUnlock()
 	after := before
 	after.ClearedAt, after.ClearedBy = &now, actor
 	action := "override.clear"
 	if before.Emergency {
 		action = "emergency.end"
 	}
-	o, err := c.store.ClearOverride(ctx, id, actor, now, audit(now, actor, action, overrideTarget(before), before, after))
-	if err == nil && idx >= 0 {
-		c.overrides = append(c.overrides[:idx], c.overrides[idx+1:]...)
+	a := audit(now, actor, action, overrideTarget(before), before, after)
+	if before.ID == "" {
+		// Not active here (unknown, expired or cleared): the store says
+		// which, and no state changes.
+		return c.store.ClearOverrideWithStates(ctx, id, actor, now, a, nil)
 	}
-	c.ovMu.Unlock()
+	var cleared brownout.Override
+	err := c.commitWith(ctx, c.affected(before.Service), now, func(*service) string { return triggerOverride }, &commitHooks{
+		apply: func() { c.removeOverride(id) },
+		save: func(batch []brownout.StateChange) error {
+			var err error
+			cleared, err = c.store.ClearOverrideWithStates(ctx, id, actor, now, a, batch)
+			return err
+		},
+		undo: func() {
+			c.ovMu.Lock()
+			c.overrides = append(c.overrides, before)
+			sortOverrides(c.overrides)
+			c.ovMu.Unlock()
+		},
+	})
 	if err != nil {
 		return brownout.Override{}, err
 	}
-	if err := c.reevaluateAll(ctx, triggerOverride, o.Service); err != nil {
-		c.log.Error("apply override clear", "id", o.ID, "err", err)
-	}
-	return o, nil
+	return cleared, nil
 }
 
 // Overrides returns the active overrides, newest first.

@@ -399,6 +399,25 @@ func (c *Controller) evaluate(ctx context.Context, svc *service, now time.Time, 
 // tick tries again. svcs must be in name order (serviceList's), the order
 // in which commit locks are taken.
 func (c *Controller) evaluateMany(ctx context.Context, svcs []*service, now time.Time, trigger func(*service) string) error {
+	return c.commitWith(ctx, svcs, now, trigger, nil)
+}
+
+// commitHooks let an operator change be made durable in the same
+// transaction as the states it causes.
+type commitHooks struct {
+	// apply makes the change visible to prepare; it runs with the commit
+	// locks of every affected service held, so no other evaluation of
+	// those services can see it before it is durable.
+	apply func()
+	// save stores the change and the batch (which may be empty) in one
+	// transaction.
+	save func(batch []brownout.StateChange) error
+	// undo reverts apply when save fails.
+	undo func()
+}
+
+// commitWith is evaluateMany with an operator change saved alongside.
+func (c *Controller) commitWith(ctx context.Context, svcs []*service, now time.Time, trigger func(*service) string, h *commitHooks) error {
 	for _, svc := range svcs {
 		svc.commitMu.Lock()
 	}
@@ -407,24 +426,37 @@ func (c *Controller) evaluateMany(ctx context.Context, svcs []*service, now time
 			svc.commitMu.Unlock()
 		}
 	}()
+	if h != nil {
+		h.apply()
+	}
 	var ps []*pending
 	for _, svc := range svcs {
 		if p := c.prepare(svc, now, trigger(svc)); p != nil {
 			ps = append(ps, p)
 		}
 	}
-	if len(ps) == 0 {
+	if len(ps) == 0 && h == nil {
 		return nil
 	}
 	batch := make([]brownout.StateChange, len(ps))
 	for i, p := range ps {
 		batch[i] = brownout.StateChange{State: p.next, Changes: p.changes}
 	}
-	if err := c.store.SaveServiceStates(ctx, batch); err != nil {
+	var err error
+	if h != nil {
+		err = h.save(batch)
+	} else {
+		err = c.store.SaveServiceStates(ctx, batch)
+	}
+	if err != nil {
 		for _, p := range ps {
 			p.svc.mu.Lock()
 			p.svc.engine = p.prevEngine
 			p.svc.mu.Unlock()
+		}
+		if h != nil {
+			h.undo()
+			return err
 		}
 		return fmt.Errorf("save state of %d services: %w", len(ps), err)
 	}

@@ -30,8 +30,13 @@ type Store interface {
 	// above the stored one, so that versions never go back.
 	SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error
 
-	CreateOverride(ctx context.Context, o brownout.Override, a brownout.AuditEntry) error
-	ClearOverride(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry) (brownout.Override, error)
+	// CreateOverrideWithStates and ClearOverrideWithStates store the
+	// override change, its audit entry and the new states it causes in one
+	// transaction, all or nothing (one fsync for an operator's click).
+	CreateOverrideWithStates(ctx context.Context, o brownout.Override, a brownout.AuditEntry, states []brownout.StateChange) error
+	// ClearOverrideWithStates returns ENOTFOUND for an unknown id and
+	// ECONFLICT for one already cleared or expired.
+	ClearOverrideWithStates(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry, states []brownout.StateChange) (brownout.Override, error)
 	ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error)
 
 	AppendAudit(ctx context.Context, a brownout.AuditEntry) error

@@ -46,3 +46,36 @@ func TestSaveServiceStatesIsAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An override and the states it causes land together or not at all.
+func TestOverrideWithStatesIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	at := time.Unix(1_700_000_000, 0).UTC()
+	state := func(v uint64) []brownout.StateChange {
+		return []brownout.StateChange{{State: brownout.ServiceState{Name: "a", Version: v, Level: 3, ChangedAt: at, CreatedAt: at, Cause: "override"}}}
+	}
+	if err := db.SaveServiceStates(ctx, state(4)); err != nil {
+		t.Fatal(err)
+	}
+	o := brownout.Override{ID: "ovr_1", Service: "a", Level: 3, Reason: "r", Actor: "t", CreatedAt: at}
+	a := brownout.AuditEntry{At: at, Actor: "t", Action: "override.create", Target: "service:a"}
+	if err := db.CreateOverrideWithStates(ctx, o, a, state(4)); !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("stale state: %v", err)
+	}
+	if _, err := db.GetOverride(ctx, "ovr_1"); brownout.ErrorCode(err) != brownout.ENOTFOUND {
+		t.Fatalf("override stored although its states were refused: %v", err)
+	}
+	if err := db.CreateOverrideWithStates(ctx, o, a, state(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ClearOverrideWithStates(ctx, "ovr_1", "t", at.Add(time.Second), a, state(5)); !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("stale clear: %v", err)
+	}
+	if got, _ := db.GetOverride(ctx, "ovr_1"); got.ClearedAt != nil {
+		t.Fatal("override cleared although its states were refused")
+	}
+	if _, err := db.ClearOverrideWithStates(ctx, "ovr_1", "t", at.Add(time.Second), a, state(6)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -116,3 +116,58 @@ func notFound(err error, format string, args ...any) error {
 	}
 	return err
 }
+
+// CreateOverrideWithStates stores o and a together with the new states of
+// the services the override changes, in one transaction (one fsync): the
+// override and the versions that publish it are durable together.
+func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override, a brownout.AuditEntry, states []brownout.StateChange) error {
+	if o.ID == "" {
+		return brownout.FieldErrorf(brownout.EBADREQUEST, "id", "must not be empty")
+	}
+	return db.inTx(ctx, "create_override", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO overrides (`+overrideColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
+			nullNano(o.ExpiresAt), nullNano(o.ClearedAt), o.ClearedBy)
+		if err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
+			return err
+		}
+		return saveStates(ctx, tx, states)
+	})
+}
+
+// ClearOverrideWithStates is ClearOverride together with the new states of
+// the services the clearing changes, in one transaction.
+func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry, states []brownout.StateChange) (brownout.Override, error) {
+	var o brownout.Override
+	err := db.inTx(ctx, "clear_override", func(tx *sql.Tx) error {
+		var err error
+		o, err = scanOverride(tx.QueryRowContext(ctx, `SELECT `+overrideColumns+` FROM overrides WHERE id = ?`, id))
+		if err != nil {
+			return notFound(err, "override %q not found", id)
+		}
+		if o.ClearedAt != nil {
+			return brownout.Errorf(brownout.ECONFLICT, "override %q is already cleared", id)
+		}
+		if !o.Active(at) {
+			return brownout.Errorf(brownout.ECONFLICT, "override %q has expired", id)
+		}
+		cleared := at.UTC()
+		o.ClearedAt, o.ClearedBy = &cleared, by
+		if _, err := tx.ExecContext(ctx, `UPDATE overrides SET cleared_at = ?, cleared_by = ? WHERE id = ?`,
+			cleared.UnixNano(), by, id); err != nil {
+			return err
+		}
+		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
+			return err
+		}
+		return saveStates(ctx, tx, states)
+	})
+	if err != nil {
+		return brownout.Override{}, err
+	}
+	return o, nil
+}

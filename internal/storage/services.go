@@ -63,13 +63,20 @@ func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChang
 		return nil
 	}
 	return db.inTx(ctx, "save_service_state", func(tx *sql.Tx) error {
-		for _, sc := range batch {
-			if err := saveState(ctx, tx, sc.State, sc.Changes); err != nil {
-				return err
-			}
-		}
-		return nil
+		return saveStates(ctx, tx, batch)
 	})
+}
+
+func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) error {
+	for _, sc := range batch {
+		if sc.State.Version > math.MaxInt64 {
+			return fmt.Errorf("save service state: version %d out of range", sc.State.Version)
+		}
+		if err := saveState(ctx, tx, sc.State, sc.Changes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, changes []brownout.LevelChange) error {
