@@ -69,6 +69,7 @@ type Authenticator struct {
 
 	mu     sync.RWMutex
 	byHash map[[32]byte]brownout.Token
+	byID   map[string][32]byte // token ID → key in byHash
 }
 
 // New loads the active tokens. adminSecret is the bootstrap admin token.
@@ -79,7 +80,7 @@ func New(ctx context.Context, store Store, adminSecret string, now func() time.T
 	if now == nil {
 		now = time.Now
 	}
-	a := &Authenticator{store: store, now: now, adminHash: sha256.Sum256([]byte(adminSecret)), byHash: map[[32]byte]brownout.Token{}}
+	a := &Authenticator{store: store, now: now, adminHash: sha256.Sum256([]byte(adminSecret)), byHash: map[[32]byte]brownout.Token{}, byID: map[string][32]byte{}}
 	toks, err := store.ActiveTokens(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load tokens: %w", err)
@@ -88,6 +89,7 @@ func New(ctx context.Context, store Store, adminSecret string, now func() time.T
 		var h [32]byte
 		copy(h[:], t.Hash)
 		a.byHash[h] = t
+		a.byID[t.ID] = h
 	}
 	return a, nil
 }
@@ -184,6 +186,7 @@ func (a *Authenticator) Create(ctx context.Context, req TokenRequest, actor stri
 	}
 	a.mu.Lock()
 	a.byHash[h] = t
+	a.byID[t.ID] = h
 	a.mu.Unlock()
 	return t, secret, nil
 }
@@ -199,13 +202,8 @@ func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.
 		return brownout.Token{}, brownout.Errorf(brownout.ECONFLICT, "the bootstrap admin token is set by configuration (CONTROLPLANE_ADMIN_TOKEN or the admin.token file) and cannot be revoked through the API")
 	}
 	now := a.now().UTC()
-	var before brownout.Token
 	a.mu.RLock()
-	for _, t := range a.byHash {
-		if t.ID == id {
-			before = t
-		}
-	}
+	before := a.byHash[a.byID[id]]
 	a.mu.RUnlock()
 	after := before
 	after.RevokedAt = &now
@@ -213,14 +211,10 @@ func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.
 	if err != nil {
 		return brownout.Token{}, err
 	}
-	var h [32]byte
-	copy(h[:], t.Hash)
 	a.mu.Lock()
-	delete(a.byHash, h)
-	for k, v := range a.byHash {
-		if v.ID == id {
-			delete(a.byHash, k)
-		}
+	if h, ok := a.byID[id]; ok {
+		delete(a.byHash, h)
+		delete(a.byID, id)
 	}
 	a.mu.Unlock()
 	return t, nil
@@ -239,10 +233,10 @@ func (a *Authenticator) Lookup(id string) (Principal, bool) {
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	for _, t := range a.byHash {
-		if t.ID == id {
-			return Principal{TokenID: t.ID, Name: t.Name, Scope: t.Scope, Service: t.Service}, true
-		}
+	h, ok := a.byID[id]
+	if !ok {
+		return Principal{}, false
 	}
-	return Principal{}, false
+	t := a.byHash[h]
+	return Principal{TokenID: t.ID, Name: t.Name, Scope: t.Scope, Service: t.Service}, true
 }

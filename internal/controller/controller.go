@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -748,6 +747,3 @@ func (c *Controller) notifyWatchers() {
 		}
 	}
 }
-
-// ErrClosed is returned by operations on a controller that is shutting down.
-var ErrClosed = errors.New("controller closed")

@@ -103,8 +103,9 @@ const (
 )
 
 // Subscriber is one websocket connection's view of its service: the latest
-// pending snapshot and a wake-up channel. The connection's writer loop
-// waits on Ready, then sends Take's message.
+// pending snapshot and a way to be woken when it changes — a callback set
+// with OnReady (what the websocket server uses), or else the Ready channel.
+// The woken writer sends Take's message.
 type Subscriber struct {
 	Service  string
 	Instance string

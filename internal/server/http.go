@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -109,10 +110,8 @@ func principalFrom(r *http.Request) auth.Principal {
 	return p
 }
 
-func loggerFrom(r *http.Request) interface {
-	Error(string, ...any)
-} {
-	l, _ := r.Context().Value(loggerKey).(interface{ Error(string, ...any) })
+func loggerFrom(r *http.Request) *slog.Logger {
+	l, _ := r.Context().Value(loggerKey).(*slog.Logger)
 	return l
 }
 

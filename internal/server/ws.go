@@ -114,13 +114,6 @@ func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *controlle
 			case errors.Is(err, context.Canceled):
 				return "ended"
 			default:
-				var ce websocket.CloseError
-				if errors.As(err, &ce) {
-					return "client_closed"
-				}
-				if isTooBig(err) {
-					return "too_big"
-				}
 				return "read_error"
 			}
 		}
@@ -135,10 +128,6 @@ func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *controlle
 		}
 		bad = 0
 	}
-}
-
-func isTooBig(err error) bool {
-	return err != nil && websocket.CloseStatus(err) == websocket.StatusMessageTooBig
 }
 
 func (s *Server) handleFrame(ctx context.Context, sub *controller.Subscriber, p auth.Principal, typ websocket.MessageType, data []byte) error {
