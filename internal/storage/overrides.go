@@ -28,50 +28,14 @@ func scanOverride(sc interface{ Scan(...any) error }) (brownout.Override, error)
 // CreateOverride stores o (its ID chosen by the caller) and appends a, in
 // one transaction. A duplicate ID is ECONFLICT.
 func (db *DB) CreateOverride(ctx context.Context, o brownout.Override, a brownout.AuditEntry) error {
-	if o.ID == "" {
-		return brownout.FieldErrorf(brownout.EBADREQUEST, "id", "must not be empty")
-	}
-	return db.inTx(ctx, "create_override", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO overrides (`+overrideColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
-			nullNano(o.ExpiresAt), nullNano(o.ClearedAt), o.ClearedBy)
-		if err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, a, o.Service)
-	})
+	return db.CreateOverrideWithStates(ctx, o, a, nil)
 }
 
 // ClearOverride marks override id cleared at at by by, and appends a, in
 // one transaction, and returns the cleared override. An unknown id is
 // ENOTFOUND; an override already cleared, or expired at at, is ECONFLICT.
 func (db *DB) ClearOverride(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry) (brownout.Override, error) {
-	var o brownout.Override
-	err := db.inTx(ctx, "clear_override", func(tx *sql.Tx) error {
-		var err error
-		o, err = scanOverride(tx.QueryRowContext(ctx, `SELECT `+overrideColumns+` FROM overrides WHERE id = ?`, id))
-		if err != nil {
-			return notFound(err, "override %q not found", id)
-		}
-		if o.ClearedAt != nil {
-			return brownout.Errorf(brownout.ECONFLICT, "override %q is already cleared", id)
-		}
-		if !o.Active(at) {
-			return brownout.Errorf(brownout.ECONFLICT, "override %q has expired", id)
-		}
-		cleared := at.UTC()
-		o.ClearedAt, o.ClearedBy = &cleared, by
-		if _, err := tx.ExecContext(ctx, `UPDATE overrides SET cleared_at = ?, cleared_by = ? WHERE id = ?`,
-			cleared.UnixNano(), by, id); err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, a, o.Service)
-	})
-	if err != nil {
-		return brownout.Override{}, err
-	}
-	return o, nil
+	return db.ClearOverrideWithStates(ctx, id, by, at, a, nil)
 }
 
 // GetOverride returns override id, active or not; ENOTFOUND when unknown.
