@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -206,16 +207,7 @@ func (s *crashState) verify(t *testing.T, api *client, round int) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var list struct {
-		Items []struct {
-			ID string `json:"id"`
-		} `json:"items"`
-	}
-	api.must(t, http.MethodGet, "/api/v1/overrides", nil, http.StatusOK, &list)
-	listed := map[string]bool{}
-	for _, o := range list.Items {
-		listed[o.ID] = true
-	}
+	listed := listOverrideIDs(t, api)
 	for id := range s.active {
 		if !listed[id] {
 			t.Errorf("round %d: override %s was acknowledged (201) but is gone after the restart", round, id)
@@ -264,6 +256,41 @@ func (s *crashState) verify(t *testing.T, api *client, round int) {
 			t.Errorf("round %d: %s version went back from %d (seen before the kill) to %d", round, svc, s.maxVersion[svc], v.Version)
 		}
 		s.maxVersion[svc] = max(s.maxVersion[svc], v.Version)
+	}
+}
+
+// listOverrideIDs reads every page of GET /overrides: the rounds pile up
+// more active overrides than one page holds, and an override on a later
+// page is not lost.
+func listOverrideIDs(t *testing.T, api *client) map[string]bool {
+	t.Helper()
+	listed := map[string]bool{}
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 10000 {
+			t.Fatalf("GET /overrides: more than %d pages, the cursor does not advance", page)
+		}
+		var list struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		path := "/api/v1/overrides?limit=1000"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		api.must(t, http.MethodGet, path, nil, http.StatusOK, &list)
+		for _, o := range list.Items {
+			if listed[o.ID] {
+				t.Fatalf("GET /overrides: override %s listed twice across pages", o.ID)
+			}
+			listed[o.ID] = true
+		}
+		if list.NextCursor == "" {
+			return listed
+		}
+		cursor = list.NextCursor
 	}
 }
 
