@@ -1,12 +1,25 @@
-// Package migrations holds the SQLite schema of the embedded store as
-// append-only SQL files named NNNN_name.sql, applied in order on start by
-// internal/storage (goose, one file per transaction). Never edit a file that
-// has shipped; add the next number instead.
+// Package migrations holds the schema of each store as append-only SQL
+// files, one directory per dialect (sqlite/, postgres/) with one numbered
+// history: NNNN_name.sql, applied in order on start by the store (goose,
+// one file per transaction). Never edit a file that has shipped; add the
+// next number instead, in every dialect's directory.
 package migrations
 
-import "embed"
+import (
+	"embed"
+	"io/fs"
+)
 
-// FS holds every migration file.
-//
-//go:embed *.sql
-var FS embed.FS
+//go:embed sqlite/*.sql
+var files embed.FS
+
+// SQLite returns the SQLite store's migrations.
+func SQLite() fs.FS { return sub("sqlite") }
+
+func sub(dir string) fs.FS {
+	f, err := fs.Sub(files, dir)
+	if err != nil {
+		panic(err) // dir is a constant of this package, embedded above
+	}
+	return f
+}

@@ -12,7 +12,12 @@ import (
 // that goose applies them in the order they were written.
 func TestFileNames(t *testing.T) {
 	t.Parallel()
-	names, err := fs.Glob(FS, "*.sql")
+	checkFiles(t, SQLite())
+}
+
+func checkFiles(t *testing.T, fsys fs.FS) {
+	t.Helper()
+	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +34,7 @@ func TestFileNames(t *testing.T) {
 		if want := fmt.Sprintf("%04d", i+1); m[1] != want {
 			t.Errorf("%s: got number %s, want %s (no gaps, no duplicates)", name, m[1], want)
 		}
-		body, err := fs.ReadFile(FS, name)
+		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			t.Fatal(err)
 		}

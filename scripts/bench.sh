@@ -25,7 +25,7 @@ echo "== ingest: 50,000 reports/s over websockets for 20 s, HTTP batches for 5 s
 echo "== reconnect storm, $((subs * 2)) subscribers"
 "${load[@]}" storm "${common[@]}" --storm-subs "$((subs * 2))" --json "$work/storm.json"
 echo "== history query, one hour of one service (BenchmarkQuerySamplesHour, 200,000 rows; 10 M rows: see BENCHMARKS.md)"
-go test -run '^$' -bench 'QuerySamplesHour$' -benchtime 100x ./internal/storage/ | grep -E '^(Benchmark|ok|FAIL)'
+go test -run '^$' -bench 'QuerySamplesHour$' -benchtime 100x ./internal/storage/sqlite/ | grep -E '^(Benchmark|ok|FAIL)'
 if [[ -n "${BENCH_OUT:-}" ]]; then
   mkdir -p "$BENCH_OUT"
   cp "$work/prop.json" "$work/ingest.json" "$work/storm.json" "$BENCH_OUT/"

@@ -21,6 +21,7 @@ import (
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/server"
 	"github.com/brownout-io/brownout/internal/storage"
+	"github.com/brownout-io/brownout/internal/storage/sqlite"
 	"github.com/brownout-io/brownout/web"
 )
 
@@ -54,7 +55,7 @@ const DBFile = "brownout.db"
 // everything and flushes what is buffered.
 type App struct {
 	cfg        Config
-	DB         *storage.DB
+	DB         *sqlite.DB
 	Controller *controller.Controller
 	Auth       *auth.Authenticator
 	Server     *server.Server
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		}
 		a.AdminToken, a.AdminTokenPath, a.AdminGenerated = tok, path, created
 	}
-	db, err := storage.Open(ctx, filepath.Join(cfg.DataDir, DBFile), cfg.Log)
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DBFile), cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -7,13 +7,13 @@ import (
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
-	"github.com/brownout-io/brownout/internal/storage"
+	"github.com/brownout-io/brownout/internal/storage/sqlite"
 )
 
 func TestCreateLookupRevokeAndReload(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "a.db")
-	db, err := storage.Open(ctx, path, nil)
+	db, err := sqlite.Open(ctx, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

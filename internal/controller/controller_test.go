@@ -11,7 +11,7 @@ import (
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/health"
-	"github.com/brownout-io/brownout/internal/storage"
+	"github.com/brownout-io/brownout/internal/storage/sqlite"
 )
 
 type clock struct {
@@ -26,9 +26,9 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func openStore(tb testing.TB) *storage.DB {
+func openStore(tb testing.TB) *sqlite.DB {
 	tb.Helper()
-	db, err := storage.Open(context.Background(), filepath.Join(tb.TempDir(), "b.db"), nil)
+	db, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "b.db"), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func openStore(tb testing.TB) *storage.DB {
 	return db
 }
 
-func newController(tb testing.TB, db *storage.DB, clk *clock) *controller.Controller {
+func newController(tb testing.TB, db *sqlite.DB, clk *clock) *controller.Controller {
 	tb.Helper()
 	c := controller.New(controller.Config{Now: clk.Now}, db, nil, nil, nil)
 	if err := c.Load(context.Background()); err != nil {

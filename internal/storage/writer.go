@@ -21,7 +21,7 @@ const flushTimeout = 30 * time.Second
 // as maxBatch samples are waiting, in one transaction. A crash loses at
 // most what is queued: about one flush interval of samples.
 type SampleWriter struct {
-	db         *DB
+	db         SampleStore
 	log        *slog.Logger
 	flushEvery time.Duration
 	maxBatch   int
@@ -37,10 +37,16 @@ type SampleWriter struct {
 	lastErr error // the final flushes' error: written by the goroutine before done closes
 }
 
+// SampleStore is what a SampleWriter writes to.
+type SampleStore interface {
+	// WriteSamples stores batch in one transaction, all or nothing.
+	WriteSamples(ctx context.Context, batch []brownout.Sample) error
+}
+
 // NewSampleWriter starts the writer goroutine. flushEvery ≤ 0 means one
 // second, maxBatch ≤ 0 means 1000. The queue holds 4×maxBatch samples.
 // Stop it with Close before closing db.
-func NewSampleWriter(db *DB, flushEvery time.Duration, maxBatch int, log *slog.Logger) *SampleWriter {
+func NewSampleWriter(db SampleStore, flushEvery time.Duration, maxBatch int, log *slog.Logger) *SampleWriter {
 	if flushEvery <= 0 {
 		flushEvery = time.Second
 	}
@@ -69,7 +75,7 @@ func NewSampleWriter(db *DB, flushEvery time.Duration, maxBatch int, log *slog.L
 func (w *SampleWriter) Enqueue(s brownout.Sample) bool {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if !w.closed && checkSample(s) == nil {
+	if !w.closed && CheckSample(s) == nil {
 		select {
 		case w.in <- s:
 			return true
@@ -153,10 +159,16 @@ func (w *SampleWriter) run() {
 	}
 }
 
+// Retainer is what RunRetention enforces retention on.
+type Retainer interface {
+	Rollup(ctx context.Context, upTo time.Time) error
+	Prune(ctx context.Context, now time.Time, raw, rollup time.Duration, batch int) (int, error)
+}
+
 // RunRetention runs Rollup and then Prune every interval (and once at
 // start) until ctx ends: raw samples are kept for raw, per-minute rollups
 // for rollup. Failures are logged and retried at the next interval.
-func RunRetention(ctx context.Context, db *DB, every, raw, rollup time.Duration, log *slog.Logger) {
+func RunRetention(ctx context.Context, db Retainer, every, raw, rollup time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 // genSamples returns n samples of service, every `every` from start, with
@@ -183,7 +184,7 @@ func TestQuerySamplesBadRequest(t *testing.T) {
 		{"negative step", ts(0), ts(time.Hour), -time.Second, "step"},
 		{"empty range", ts(0), ts(0), time.Second, "to"},
 		{"reversed range", ts(time.Hour), ts(0), time.Second, "to"},
-		{"too many points", ts(0), ts(MaxPoints*time.Second + time.Second), time.Second, "step"},
+		{"too many points", ts(0), ts(storage.MaxPoints*time.Second + time.Second), time.Second, "step"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -195,7 +196,7 @@ func TestQuerySamplesBadRequest(t *testing.T) {
 		})
 	}
 	// Exactly MaxPoints is fine.
-	if _, err := db.QuerySamples(ctx, "checkout", ts(0), ts(MaxPoints*time.Second), time.Second); err != nil {
+	if _, err := db.QuerySamples(ctx, "checkout", ts(0), ts(storage.MaxPoints*time.Second), time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

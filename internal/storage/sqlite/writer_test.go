@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 func countSamples(tb testing.TB, db *DB) int {
@@ -25,7 +26,7 @@ func TestSampleWriterFlushesOnClose(t *testing.T) {
 	t.Parallel()
 	db := MustOpenDB(t)
 	// A flush interval far beyond the test: only Close writes.
-	w := NewSampleWriter(db, time.Hour, 1000, nil)
+	w := storage.NewSampleWriter(db, time.Hour, 1000, nil)
 	for _, s := range genSamples("checkout", ts(0), time.Second, 250) {
 		if !w.Enqueue(s) {
 			t.Fatal("enqueue refused with room in the queue")
@@ -61,7 +62,7 @@ func TestInvalidSamplesRefused(t *testing.T) {
 		{"empty service", brownout.Sample{At: ts(0)}},
 		{"bad service", brownout.Sample{Service: "Check Out", At: ts(0)}},
 	}
-	w := NewSampleWriter(db, time.Hour, 10, nil)
+	w := storage.NewSampleWriter(db, time.Hour, 10, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wantCode(t, db.WriteSamples(ctx, []brownout.Sample{good, tt.s}), brownout.EBADREQUEST)
@@ -96,7 +97,7 @@ func TestSampleWriterFlushesOnTimerAndSize(t *testing.T) {
 			flushes.Add(1)
 		}
 	})
-	w := NewSampleWriter(db, 20*time.Millisecond, 100, nil)
+	w := storage.NewSampleWriter(db, 20*time.Millisecond, 100, nil)
 	defer w.Close(context.Background())
 	samples := genSamples("checkout", ts(0), time.Second, 350)
 	for _, s := range samples[:50] {
@@ -132,7 +133,7 @@ func TestSampleWriterCountsDrops(t *testing.T) {
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	const maxBatch = 10
-	w := NewSampleWriter(db, time.Millisecond, maxBatch, nil)
+	w := storage.NewSampleWriter(db, time.Millisecond, maxBatch, nil)
 
 	// Hold the single write connection so that the writer blocks in its
 	// first flush and the queue fills up.
@@ -174,7 +175,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
-	w := NewSampleWriter(db, 5*time.Millisecond, 50, nil)
+	w := storage.NewSampleWriter(db, 5*time.Millisecond, 50, nil)
 
 	const workers = 4
 	const rounds = 30
@@ -285,7 +286,7 @@ func TestRunRetention(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		RunRetention(ctx, db, 10*time.Millisecond, time.Hour, 90*time.Minute, nil)
+		storage.RunRetention(ctx, db, 10*time.Millisecond, time.Hour, 90*time.Minute, nil)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

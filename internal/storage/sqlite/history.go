@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -9,10 +9,8 @@ import (
 	"strings"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
-
-// DefaultLimit is the page size when a Filter leaves Limit at zero.
-const DefaultLimit = 100
 
 // AppendAudit appends one audit entry on its own, for actions that change
 // nothing else in the store (e.g. a refused login). Actions that do change
@@ -102,7 +100,7 @@ func pageQuery(kind string, f brownout.Filter, base string, actor bool) (string,
 	limit := f.Limit
 	switch {
 	case limit == 0:
-		limit = DefaultLimit
+		limit = storage.DefaultLimit
 	case limit < 0:
 		return "", nil, 0, brownout.FieldErrorf(brownout.EBADREQUEST, "limit", "must be between 1 and %d", brownout.MaxLimit)
 	case limit > brownout.MaxLimit:

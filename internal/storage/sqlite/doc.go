@@ -1,4 +1,4 @@
-// Package storage is Brownout's embedded store: one SQLite file (driver
+// Package sqlite is Brownout's embedded store: one SQLite file (driver
 // modernc.org/sqlite, pure Go) in the data directory, its schema in the
 // embedded migrations (package migrations, applied by goose on Open, one
 // file per transaction).
@@ -100,4 +100,4 @@
 // unknown ids, ECONFLICT for duplicates and for state that forbids the
 // change, EBADREQUEST for bad parameters) and wrapped driver errors
 // otherwise.
-package storage
+package sqlite

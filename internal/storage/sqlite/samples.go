@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -8,13 +8,8 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
-
-// MaxPoints is the most points one QuerySamples call returns.
-const MaxPoints = 10_000
-
-// DefaultPruneBatch is Prune's batch size when it is given none.
-const DefaultPruneBatch = 1000
 
 // rollupRedo is how far before the rollup watermark Rollup aggregates
 // again, so that samples flushed late still reach their minute.
@@ -32,7 +27,7 @@ func (db *DB) WriteSamples(ctx context.Context, batch []brownout.Sample) error {
 		return nil
 	}
 	for i, s := range batch {
-		if err := checkSample(s); err != nil {
+		if err := storage.CheckSample(s); err != nil {
 			return fmt.Errorf("write samples: sample %d: %w", i, err)
 		}
 	}
@@ -67,19 +62,6 @@ func (db *DB) WriteSamples(ctx context.Context, batch []brownout.Sample) error {
 			db.series[name] = id
 		}
 		db.seriesMu.Unlock()
-	}
-	return nil
-}
-
-// checkSample refuses a sample that cannot be stored: a bad service name,
-// or a time that does not fit in int64 nanoseconds (the zero time among
-// them).
-func checkSample(s brownout.Sample) error {
-	if err := brownout.CheckName("service", s.Service); err != nil {
-		return err
-	}
-	if s.At.Year() < 1678 || s.At.Year() > 2261 {
-		return brownout.FieldErrorf(brownout.EBADREQUEST, "at", "%s is out of range", s.At)
 	}
 	return nil
 }
@@ -151,7 +133,7 @@ func (db *DB) lookupSeries(ctx context.Context, name string) (int64, bool, error
 // 10 million stored samples, one day at a 5m step takes about 5 ms, at a
 // 4m48s step about 270 ms, so callers that choose a default step should
 // choose whole minutes.
-// More than MaxPoints buckets, a step that is not positive or a range that
+// More than storage.MaxPoints buckets, a step that is not positive or a range that
 // is empty is EBADREQUEST naming the parameter.
 func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error) {
 	if step <= 0 {
@@ -161,9 +143,9 @@ func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Ti
 		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "to", "must be after from")
 	}
 	lo, hi := from.UnixNano(), to.UnixNano()
-	if n := buckets(lo, hi, int64(step)); n > MaxPoints {
+	if n := buckets(lo, hi, int64(step)); n > storage.MaxPoints {
 		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "step",
-			"%s over %s gives %d points, more than %d; use a larger step", step, to.Sub(from), n, MaxPoints)
+			"%s over %s gives %d points, more than %d; use a larger step", step, to.Sub(from), n, storage.MaxPoints)
 	}
 	id, ok, err := db.lookupSeries(ctx, service)
 	if err != nil {
@@ -460,7 +442,7 @@ func (db *DB) seriesIDs(ctx context.Context) ([]int64, error) {
 // pruned raw samples will be missing from the rollups.
 func (db *DB) Prune(ctx context.Context, now time.Time, raw, rollup time.Duration, batch int) (int, error) {
 	if batch <= 0 {
-		batch = DefaultPruneBatch
+		batch = storage.DefaultPruneBatch
 	}
 	ids, err := db.seriesIDs(ctx)
 	if err != nil {

@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 func TestSaveServiceState(t *testing.T) {
@@ -49,7 +50,7 @@ func TestSaveServiceState(t *testing.T) {
 		stale := st2
 		stale.Version, stale.Level = v, 1
 		err := db.SaveServiceState(ctx, stale, []brownout.LevelChange{{Kind: brownout.KindEffective, At: ts(0), Cause: "x", Version: v}})
-		if !errors.Is(err, ErrStaleVersion) {
+		if !errors.Is(err, storage.ErrStaleVersion) {
 			t.Fatalf("version %d: got %v, want ErrStaleVersion", v, err)
 		}
 		wantCode(t, err, brownout.ECONFLICT)

@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 // A batch of states is all or nothing: one stale version refuses the whole
@@ -26,7 +27,7 @@ func TestSaveServiceStatesIsAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := db.SaveServiceStates(ctx, []brownout.StateChange{st("a", 2, 3), st("b", 5, 3)})
-	if !errors.Is(err, ErrStaleVersion) {
+	if !errors.Is(err, storage.ErrStaleVersion) {
 		t.Fatalf("stale batch: %v, want ErrStaleVersion", err)
 	}
 	states, err := db.LoadServices(ctx)
@@ -60,7 +61,7 @@ func TestOverrideWithStatesIsAllOrNothing(t *testing.T) {
 	}
 	o := brownout.Override{ID: "ovr_1", Service: "a", Level: 3, Reason: "r", Actor: "t", CreatedAt: at}
 	a := brownout.AuditEntry{At: at, Actor: "t", Action: "override.create", Target: "service:a"}
-	if err := db.CreateOverrideWithStates(ctx, o, a, state(4)); !errors.Is(err, ErrStaleVersion) {
+	if err := db.CreateOverrideWithStates(ctx, o, a, state(4)); !errors.Is(err, storage.ErrStaleVersion) {
 		t.Fatalf("stale state: %v", err)
 	}
 	if _, err := db.GetOverride(ctx, "ovr_1"); brownout.ErrorCode(err) != brownout.ENOTFOUND {
@@ -69,7 +70,7 @@ func TestOverrideWithStatesIsAllOrNothing(t *testing.T) {
 	if err := db.CreateOverrideWithStates(ctx, o, a, state(5)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ClearOverrideWithStates(ctx, "ovr_1", "t", at.Add(time.Second), a, state(5)); !errors.Is(err, ErrStaleVersion) {
+	if _, err := db.ClearOverrideWithStates(ctx, "ovr_1", "t", at.Add(time.Second), a, state(5)); !errors.Is(err, storage.ErrStaleVersion) {
 		t.Fatalf("stale clear: %v", err)
 	}
 	if got, _ := db.GetOverride(ctx, "ovr_1"); got.ClearedAt != nil {

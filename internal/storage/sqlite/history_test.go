@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 // seedAudit appends n entries, entry i at ts(i s) by actor i%3 about
@@ -119,7 +120,7 @@ func TestListAuditPagination(t *testing.T) {
 	}
 	// Limit 0 is the default page size; above the maximum is clamped.
 	p, _ = db.ListAudit(ctx, brownout.Filter{})
-	if len(p.Items) != min(DefaultLimit, 100) {
+	if len(p.Items) != min(storage.DefaultLimit, 100) {
 		t.Fatalf("limit 0: got %d items", len(p.Items))
 	}
 }

@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -20,19 +20,9 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 	"github.com/brownout-io/brownout/migrations"
 )
-
-// ErrStaleVersion is wrapped by SaveServiceState when the stored version of
-// the service is not lower than the one offered: versions never go back. It
-// is a *brownout.Error with code ECONFLICT, so the HTTP layer maps it
-// without knowing this package.
-var ErrStaleVersion = &brownout.Error{Code: brownout.ECONFLICT, Message: "stale service state version"}
-
-// Observer is called after each write transaction with the operation's name
-// (e.g. "put_global_thresholds", "write_samples") and how long it took,
-// failed or not. It must be fast and safe for concurrent use.
-type Observer func(op string, d time.Duration)
 
 // DB is the SQLite store. It keeps two pools on the same file: a write pool
 // of exactly one connection (so writers queue in Go instead of failing with
@@ -51,7 +41,7 @@ type DB struct {
 	read  *sql.DB
 	log   *slog.Logger
 
-	observer atomic.Pointer[Observer]
+	observer atomic.Pointer[storage.Observer]
 
 	// series caches service name → series id for the sample tables. Ids are
 	// never deleted or reused, so a cached id stays valid.
@@ -138,7 +128,7 @@ func dsn(path string, extra ...string) string {
 }
 
 func migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.FS,
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations.SQLite(),
 		goose.WithSlog(log), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -187,7 +177,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // SetObserver installs fn to be called after every write transaction (nil
 // removes it). Used for metrics.
-func (db *DB) SetObserver(fn Observer) {
+func (db *DB) SetObserver(fn storage.Observer) {
 	if fn == nil {
 		db.observer.Store(nil)
 		return

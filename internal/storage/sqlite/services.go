@@ -1,4 +1,4 @@
-package storage
+package sqlite
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 // LoadServices returns every persisted service state, by name.
@@ -87,7 +88,7 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 	case err != nil:
 		return err
 	case uint64(stored) >= st.Version:
-		return fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, ErrStaleVersion)
+		return fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, storage.ErrStaleVersion)
 	}
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO services (name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at)
