@@ -67,6 +67,7 @@ type App struct {
 	AdminTokenPath string
 	AdminGenerated bool
 
+	lock   *dirLock
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -97,17 +98,24 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	a := &App{cfg: cfg}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.lock = lock
 	if cfg.AdminToken != "" {
 		a.AdminToken = cfg.AdminToken
 	} else {
 		tok, path, created, err := auth.LoadOrCreateAdminToken(cfg.DataDir)
 		if err != nil {
+			_ = lock.release()
 			return nil, err
 		}
 		a.AdminToken, a.AdminTokenPath, a.AdminGenerated = tok, path, created
 	}
 	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, DBFile), cfg.Log)
 	if err != nil {
+		_ = lock.release()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.DB = db
@@ -178,5 +186,6 @@ func (a *App) closeStore() error {
 		cancel()
 	}
 	errs = append(errs, a.DB.Close())
+	errs = append(errs, a.lock.release())
 	return errors.Join(errs...)
 }
