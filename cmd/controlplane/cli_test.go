@@ -404,3 +404,17 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		var out, errOut bytes.Buffer
+		if err := run([]string{arg}, &out, &errOut); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		for _, want := range []string{"controlplane ", "commit ", "go1."} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s printed %q, want it to contain %q", arg, out.String(), want)
+			}
+		}
+	}
+}

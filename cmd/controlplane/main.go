@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/brownout-io/brownout/internal/buildinfo"
 )
 
 const usage = `controlplane — the Brownout graceful-degradation controller
 
 Usage:
   controlplane serve [flags]                      run the controller
+  controlplane version                            module version, commit, commit time, Go
   controlplane status [service]                   services, levels, convergence
   controlplane emergency on --reason R [--ttl D]  force every service to level 3
   controlplane emergency off                      end emergency mode
@@ -62,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serveCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, buildinfo.Read())
+		return nil
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/brownout-io/brownout/internal/buildinfo"
 )
 
 // Metrics are the controller's Prometheus metrics, on a registry of their
@@ -81,6 +83,13 @@ func NewMetrics(dropped func() float64) *Metrics {
 	}
 	reg.MustRegister(m.ReportsIngested, m.ReportsRejected, m.Subscribers, m.Pushes, m.PushFrames, m.AckLatencyHist,
 		m.ServiceLevel, m.StoreWrite, m.AuthFailures, m.Panics, m.HTTPRequests, m.HTTPDuration, m.WSCloses)
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "brownout_build_info", Help: "Always 1; the labels say which build runs (version, commit, commit time, Go).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "time": bi.Time, "goversion": bi.GoVersion},
+	})
+	build.Set(1)
+	reg.MustRegister(build)
 	if dropped != nil {
 		m.SamplesDropped = prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "brownout_samples_dropped_total", Help: "Samples the writer dropped because its buffer was full.",

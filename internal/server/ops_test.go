@@ -33,6 +33,7 @@ func TestProbesAndMetrics(t *testing.T) {
 			"brownout_ack_latency_seconds_count 1",
 			`brownout_store_write_seconds_count{op=`,
 			"go_goroutines",
+			`brownout_build_info{goversion="go1.`,
 		} {
 			if !strings.Contains(body, want) {
 				return false
