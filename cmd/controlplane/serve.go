@@ -36,6 +36,8 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
+	drain := fs.Duration("drain", 5*time.Second, "on SIGTERM, answer /readyz with 503 for this long while still serving, then stop")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "after the drain, how long in-flight requests and websockets get to finish")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: controlplane serve [flags]\n\nRuns the controller. Every flag can also be set as CONTROLPLANE_<FLAG> (e.g. CONTROLPLANE_ADDR,\nCONTROLPLANE_RAW_RETENTION); CONTROLPLANE_ADMIN_TOKEN sets the admin token.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -53,8 +55,16 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	if *drain < 0 || *shutdownTimeout <= 0 {
+		return usageError{"--drain must be ≥ 0 and --shutdown-timeout > 0"}
+	}
+	// sigCtx ends on the first SIGINT/SIGTERM; ctx, which the loops run
+	// on, ends only after the drain, so that requests are served in full
+	// while the load balancer takes this instance out.
+	sigCtx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	ctx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
 
 	cfg := app.Config{
 		DataDir: *data, AdminToken: os.Getenv("CONTROLPLANE_ADMIN_TOKEN"),
@@ -106,13 +116,27 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	case err := <-errc:
 		_ = a.Close(context.Background())
 		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	case <-sigCtx.Done():
+	}
+	stop() // a second signal kills at once
+	a.Server.StartDraining()
+	srv.SetKeepAlivesEnabled(false) // clients reconnect, to another instance
+	log.Info("draining: /readyz answers 503, requests are still served", "drain", drain.String())
+	if *drain > 0 {
+		select {
+		case <-time.After(*drain):
+		case err := <-errc:
+			cancelRun()
+			_ = a.Close(context.Background())
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
 	_ = srv.Shutdown(sctx) // stop accepting; hijacked websockets are ours to end
 	a.Shutdown(sctx)
+	cancelRun()
 	if err := a.Close(sctx); err != nil {
 		log.Error("close", "err", err)
 		return err

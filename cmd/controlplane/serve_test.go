@@ -32,14 +32,15 @@ var urlLine = regexp.MustCompile(`Brownout controller on (http://\S+)`)
 
 // TestServeGeneratesAdminTokenAndStopsCleanlyOnSIGTERM runs the real
 // binary: first start generates the admin token (0600) and prints where it
-// is; SIGTERM closes subscribers with going-away and exits 0 quickly.
+// is; SIGTERM (with no drain period) closes subscribers with going-away
+// and exits 0 quickly. test/e2e covers the drain.
 func TestServeGeneratesAdminTokenAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
 	data := t.TempDir()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data)
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", data, "--drain", "0")
 	cmd.Env = append(os.Environ(), "CONTROLPLANE_ADMIN_TOKEN=")
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder

@@ -92,7 +92,17 @@ type Server struct {
 	// conns counts live websocket handlers. A WaitGroup would race: new
 	// upgrades may still arrive while shutdown waits.
 	conns atomic.Int64
+	// draining makes /readyz answer 503 while requests are still served,
+	// so that a load balancer takes this instance out before it stops.
+	draining atomic.Bool
 }
+
+// StartDraining makes /readyz answer 503 from now on; everything else is
+// served as before. It is the first step of a graceful stop.
+func (s *Server) StartDraining() { s.draining.Store(true) }
+
+// Draining reports whether StartDraining was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // New builds the server and its routes. extra, when non-nil, is mounted at
 // "/" for everything the API does not claim (the dashboard).
@@ -141,11 +151,16 @@ func OpenAPI() []byte {
 func (s *Server) routes(extra http.Handler) chi.Router {
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.instrument)
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	healthz := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
-	})
+	}
+	// Probes answer HEAD like GET (net/http drops the body), so that load
+	// balancers that probe with HEAD never fall through to the dashboard.
+	r.Get("/healthz", healthz)
+	r.Head("/healthz", healthz)
 	r.Get("/readyz", s.readyz)
+	r.Head("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	r.Get("/api/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -199,6 +214,11 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		w.Header().Set("Connection", "close")
+		writeError(w, r, brownout.Errorf(brownout.EUNAVAILABLE, "draining: this instance is shutting down"))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.history.Ping(ctx); err != nil {
