@@ -56,8 +56,8 @@ func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request, rc reqCtx)
 		h.fail(w, r, rc, err)
 		return
 	}
+	// The authenticator has closed the token's live dashboard sockets.
 	h.d.Controller.CloseToken(id, "token revoked")
-	h.hub.closeToken(id)
 	if id == rc.P.TokenID {
 		setCookie(w, r, sessionCookie, "", -1)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -369,6 +369,14 @@ func (h *handler) live(w http.ResponseWriter, r *http.Request) {
 	lc := &liveConn{topic: topic, admin: p.IsAdmin(), tokenID: p.TokenID, ready: make(chan struct{}, 1), done: make(chan struct{})}
 	h.hub.register(lc)
 	defer h.hub.unregister(lc)
+	// The session was checked before the upgrade; a revocation since then
+	// may have run its close before this connection was registered.
+	// Revocation drops the token first and closes registered connections
+	// second, so checking again now leaves no gap.
+	if !h.d.Auth.Active(sess.TokenID) {
+		_ = c.Close(closeSessionEnded, "session ended")
+		return
+	}
 
 	recheck := time.NewTicker(liveRecheck)
 	defer recheck.Stop()

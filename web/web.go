@@ -98,6 +98,9 @@ func newHandler(d Deps) *handler {
 	}
 	h.sparks = newSparkCache(d.History, now)
 	h.hub = newHub(h)
+	if d.Auth != nil {
+		d.Auth.OnRevoke(h.hub.closeToken)
+	}
 	_ = fs.WalkDir(staticFS, "static", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err

@@ -70,6 +70,19 @@ type Authenticator struct {
 	mu     sync.RWMutex
 	byHash map[[32]byte]brownout.Token
 	byID   map[string][32]byte // token ID → key in byHash
+
+	hookMu   sync.Mutex
+	onRevoke []func(tokenID string)
+}
+
+// OnRevoke adds a function called with a token's ID whenever the token is
+// revoked, after it has stopped authenticating. Whoever holds connections
+// opened with tokens (the dashboard's live sockets) registers here, so that
+// a revocation through any door closes them. fn must not block.
+func (a *Authenticator) OnRevoke(fn func(tokenID string)) {
+	a.hookMu.Lock()
+	a.onRevoke = append(a.onRevoke, fn)
+	a.hookMu.Unlock()
 }
 
 // New loads the active tokens. adminSecret is the bootstrap admin token.
@@ -196,7 +209,10 @@ func (a *Authenticator) List(ctx context.Context) ([]brownout.Token, error) {
 	return a.store.ListTokens(ctx)
 }
 
-// Revoke revokes a token. The caller closes its live connections.
+// Revoke revokes a token. The caller closes its live connections after
+// Revoke returns: the token is gone from Active and Lookup before Revoke
+// returns, so a connection registered after the close checks Active once
+// registered and ends itself (see Active).
 func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.Token, error) {
 	if id == AdminTokenID {
 		return brownout.Token{}, brownout.Errorf(brownout.ECONFLICT, "the bootstrap admin token is set by configuration (CONTROLPLANE_ADMIN_TOKEN or the admin.token file) and cannot be revoked through the API")
@@ -217,11 +233,25 @@ func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.
 		delete(a.byID, id)
 	}
 	a.mu.Unlock()
+	a.hookMu.Lock()
+	hooks := a.onRevoke
+	a.hookMu.Unlock()
+	for _, fn := range hooks {
+		fn(id)
+	}
 	return t, nil
 }
 
 func audit(at time.Time, actor, action, target string, before, after any) brownout.AuditEntry {
 	return brownout.AuditEntry{At: at, Actor: actor, Action: action, Target: target, Before: mustJSON(before), After: mustJSON(after)}
+}
+
+// Active reports whether the token with this ID may still be used. A
+// long-lived connection checks it after registering where revocation will
+// find it: a revocation either finds the connection or is seen here.
+func (a *Authenticator) Active(id string) bool {
+	_, ok := a.Lookup(id)
+	return ok
 }
 
 // Lookup returns the principal of an active token by its ID, for sessions

@@ -91,6 +91,17 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.ctl.Unsubscribe(sub)
+	// The token was checked before the upgrade; a revocation since then
+	// may have closed the token's subscriptions before this one was
+	// registered. Revocation drops the token from the authenticator first
+	// and closes its registered subscriptions second, so checking again
+	// after registering leaves no gap: either the close saw this
+	// subscription, or this check sees the revocation.
+	if !s.auth.Active(p.TokenID) {
+		_ = c.Close(websocket.StatusCode(controller.CloseRevoked), "token revoked")
+		s.metrics.WSCloses.WithLabelValues("revoked").Inc()
+		return
+	}
 
 	w8 := newConnWriter(s, ctx, cancel, c, sub)
 	reason := s.readLoop(ctx, c, sub, p)
