@@ -3,6 +3,7 @@ package web
 import (
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,11 +41,6 @@ func (h *handler) renderLogin(w http.ResponseWriter, r *http.Request, status int
 
 func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	addr := clientAddr(r)
-	if blocked, wait := h.throttle.Blocked(addr); blocked {
-		w.Header().Set("Retry-After", itoa(int(wait/time.Second)+1))
-		h.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed attempts. Wait a moment and try again.")
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
 		h.renderLogin(w, r, http.StatusBadRequest, "The form could not be read.")
@@ -57,6 +53,13 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := h.d.Auth.Authenticate(strings.TrimSpace(r.PostForm.Get("token")))
 	if err != nil {
+		// The throttle holds back guessers only: a valid token signs in
+		// whatever else came from its address, as it does on the API.
+		if blocked, wait := h.throttle.Blocked(addr); blocked {
+			w.Header().Set("Retry-After", itoa(int(wait/time.Second)+1))
+			h.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed attempts. Wait a moment and try again.")
+			return
+		}
 		h.throttle.Fail(addr)
 		h.renderLogin(w, r, http.StatusUnauthorized, "That token is not valid, or it has been revoked.")
 		return
@@ -78,12 +81,51 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request, rc reqCtx) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// safeNext keeps redirects after sign-in on this site.
+// maxRedirect bounds a redirect target taken from a request.
+const maxRedirect = 2048
+
+// safeNext keeps redirects after sign-in, and after forms that say where
+// to go back to, on this site: next when localPath accepts it (and it is
+// not the sign-in page itself), else "/".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/login") {
+	if !localPath(next) || next == "/login" || strings.HasPrefix(next, "/login?") || strings.HasPrefix(next, "/login/") {
 		return "/"
 	}
 	return next
+}
+
+// localPath reports whether p is a path on this origin, read the same way
+// by every browser and by proxies that decode it: it begins with exactly
+// one "/", holds only printable ASCII without spaces or backslashes
+// (browsers drop tabs and newlines and read "\" as "/", which turns
+// "/\t/evil.example" into "//evil.example"), has no scheme or host, and
+// its decoded path neither begins with "//" nor holds a backslash or a
+// control character (no "/%2F/evil.example", no "/%5Cevil.example").
+func localPath(p string) bool {
+	if len(p) == 0 || len(p) > maxRedirect || p[0] != '/' {
+		return false
+	}
+	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	if strings.HasPrefix(u.Path, "//") {
+		return false
+	}
+	for i := 0; i < len(u.Path); i++ {
+		if c := u.Path[i]; c < ' ' || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func clientAddr(r *http.Request) string {

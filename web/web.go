@@ -324,16 +324,21 @@ var flashes = map[string]string{
 func flashText(key string) string { return flashes[key] }
 
 // back returns the same-origin page a form was sent from, for redirects
-// after actions that every page offers.
+// after actions that every page offers, or fallback when the Referer is
+// missing, from another host, or not a path that localPath accepts.
 func back(r *http.Request, fallback string) string {
 	ref, err := url.Parse(r.Header.Get("Referer"))
-	if err != nil || ref.Host != r.Host || !strings.HasPrefix(ref.Path, "/") || strings.HasPrefix(ref.Path, "//") || ref.Path == "/login" {
+	if err != nil || ref.Host != r.Host || ref.Path == "/login" {
 		return fallback
 	}
 	q := ref.Query()
 	q.Del("ok")
-	ref.RawQuery = q.Encode()
-	return ref.Path + queryPrefix(ref.RawQuery)
+	// The escaped path: what the browser sent, not its decoded reading.
+	p := ref.EscapedPath() + queryPrefix(q.Encode())
+	if !localPath(p) {
+		return fallback
+	}
+	return p
 }
 
 func queryPrefix(q string) string {

@@ -52,6 +52,10 @@ func TestSafeNext(t *testing.T) {
 		"https://evil.example": "/",
 		"/login?next=/":        "/",
 		"":                     "/",
+		"/\t/evil.example":     "/",
+		"/%5Cevil.example":     "/",
+		"/%2F/evil.example":    "/",
+		"/overrides#o-1":       "/overrides#o-1",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
