@@ -57,7 +57,7 @@ func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request, rc reqCtx)
 		return
 	}
 	// The authenticator has closed the token's live dashboard sockets.
-	h.d.Controller.CloseToken(id, "token revoked")
+	h.d.Subscribers.CloseToken(id, "token revoked")
 	if id == rc.P.TokenID {
 		setCookie(w, r, sessionCookie, "", -1)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)

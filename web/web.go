@@ -38,13 +38,21 @@ type History interface {
 	QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error)
 }
 
+// TokenCloser ends the SDK subscriptions that use a token.
+type TokenCloser interface {
+	CloseToken(tokenID, reason string) int
+}
+
 // Deps are the dashboard's collaborators.
 type Deps struct {
 	Controller *controller.Controller
-	Auth       *auth.Authenticator
-	History    History
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Subscribers holds the SDK subscriptions, closed when a token is
+	// revoked here.
+	Subscribers TokenCloser
+	Auth        *auth.Authenticator
+	History     History
+	Log         *slog.Logger
+	Now         func() time.Time
 	// SessionKey signs session cookies; it persists in the data directory.
 	SessionKey []byte
 	// OriginPatterns are extra hosts allowed to open the live websocket.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/server"
 	"github.com/brownout-io/brownout/internal/storage"
 	"github.com/brownout-io/brownout/internal/storage/sqlite"
@@ -57,6 +58,7 @@ type App struct {
 	cfg        Config
 	DB         *sqlite.DB
 	Controller *controller.Controller
+	Hub        *hub.Hub
 	Auth       *auth.Authenticator
 	Server     *server.Server
 	Metrics    *server.Metrics
@@ -123,7 +125,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Metrics = server.NewMetrics(func() float64 { return float64(a.Samples.Dropped()) })
 	db.SetObserver(a.Metrics.StoreWriteObserved)
 	now := cfg.Controller.Now
-	a.Controller = controller.New(cfg.Controller, db, a.Samples, cfg.Log, a.Metrics)
+	a.Hub = hub.New(hub.Config{MaxInstances: cfg.Controller.MaxInstances, ForgetAfter: cfg.Controller.ForgetAfter, Now: now}, a.Metrics)
+	a.Controller = controller.New(cfg.Controller, db, a.Samples, a.Hub, cfg.Log, a.Metrics)
 	if err := a.Controller.Load(ctx); err != nil {
 		a.closeStore()
 		return nil, fmt.Errorf("load controller state: %w", err)
@@ -138,8 +141,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
-	dash := web.New(web.Deps{Controller: a.Controller, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, OriginPatterns: cfg.Server.OriginPatterns})
-	a.Server = server.New(cfg.Server, a.Controller, a.Auth, db, a.Metrics, cfg.Log, dash)
+	dash := web.New(web.Deps{Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, OriginPatterns: cfg.Server.OriginPatterns})
+	a.Server = server.New(cfg.Server, a.Controller, a.Hub, a.Auth, db, a.Metrics, cfg.Log, dash)
 	return a, nil
 }
 
@@ -149,8 +152,21 @@ func (a *App) Handler() http.Handler { return a.Server.Handler() }
 // Run starts the control loop and retention in the background.
 func (a *App) Run(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Controller.Run(ctx) }()
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.Hub.Sweep()
+			}
+		}
+	}()
 	go func() {
 		defer a.wg.Done()
 		storage.RunRetention(ctx, a.DB, a.cfg.RetentionEvery, a.cfg.RawRetention, a.cfg.RollupRetention, a.cfg.Log)
@@ -161,7 +177,7 @@ func (a *App) Run(ctx context.Context) {
 // ctx) for the connections to finish. Call it after the HTTP server has
 // stopped accepting, before Close.
 func (a *App) Shutdown(ctx context.Context) {
-	a.Controller.CloseAll()
+	a.Hub.CloseAll()
 	a.Server.WaitConnections(ctx)
 }
 

@@ -1,13 +1,18 @@
 // Package controller runs the control loop: it ingests reports into each
-// service's window, evaluates levels on a tick, applies overrides, persists
-// every change with a strictly increasing version before anyone hears of
-// it, and fans each new snapshot out to the service's subscribers.
+// service's window, evaluates levels on a tick, applies overrides, and for
+// every change computes the next state, commits it with a strictly
+// increasing version, and only then hands the snapshot to the hub
+// (compute → commit → publish). It owns no sockets: the hub does.
+//
+// The parts can be read alone: controller.go is the loop, config.go the
+// configuration and override cache, service.go the per-service state and
+// the read models the API and dashboard show.
 //
 // Locking: Controller.mu guards the service map; service.mu guards a
-// service's window, instances, state and subscribers; service.commitMu
-// serialises state transitions (compute → persist → publish) so versions are
-// published in order. Publishing never blocks: each subscriber keeps only
-// the latest pending snapshot.
+// service's window, instances and state; service.commitMu serialises
+// state transitions (compute → commit) of one service. No controller lock
+// is held while the hub is called: the hub orders snapshots by version
+// itself.
 package controller
 
 import (
@@ -25,6 +30,7 @@ import (
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/featureflags"
 	"github.com/brownout-io/brownout/internal/health"
+	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/levels"
 )
 
@@ -76,23 +82,29 @@ func (c *Config) setDefaults() {
 // block.
 type Observer interface {
 	LevelChanged(service string, level int)
-	Pushed(service string, subscribers int)
-	AckLatency(d time.Duration)
-	SubscribersChanged(delta int)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) LevelChanged(string, int) {}
-func (nopObserver) Pushed(string, int)       {}
-func (nopObserver) AckLatency(time.Duration) {}
-func (nopObserver) SubscribersChanged(int)   {}
+
+// Hub is where committed snapshots go, and what the read models ask about
+// the subscribers of a service. *hub.Hub implements it.
+type Hub interface {
+	// Publish offers a committed snapshot to the service's subscribers
+	// without blocking; it drops a snapshot older than one it has.
+	Publish(s hub.Snapshot) int
+	// Presence lists the instances holding (or recently holding)
+	// subscriptions, and the number of live subscriptions.
+	Presence(service string) ([]hub.Presence, int)
+}
 
 // Controller is the control loop. Create it with New, Load it, then Run it.
 type Controller struct {
 	cfg     Config
 	store   Store
 	samples SampleSink
+	hub     Hub
 	log     *slog.Logger
 	obs     Observer
 
@@ -109,9 +121,6 @@ type Controller struct {
 	ovMu      sync.RWMutex
 	overrides []brownout.Override // active, by created_at
 
-	tokMu   sync.Mutex
-	byToken map[string]map[*Subscriber]struct{}
-
 	watchMu  sync.Mutex
 	watchers map[chan struct{}]struct{}
 
@@ -120,8 +129,9 @@ type Controller struct {
 	epoch string
 }
 
-// New returns a controller over store. samples may be nil (no history).
-func New(cfg Config, store Store, samples SampleSink, log *slog.Logger, obs Observer) *Controller {
+// New returns a controller over store that publishes to h. samples may be
+// nil (no history).
+func New(cfg Config, store Store, samples SampleSink, h Hub, log *slog.Logger, obs Observer) *Controller {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -130,13 +140,12 @@ func New(cfg Config, store Store, samples SampleSink, log *slog.Logger, obs Obse
 		obs = nopObserver{}
 	}
 	return &Controller{
-		cfg: cfg, store: store, samples: samples, log: log, obs: obs,
+		cfg: cfg, store: store, samples: samples, hub: h, log: log, obs: obs,
 		services:      map[string]*service{},
 		global:        levels.Default(),
 		svcThresholds: map[string]levels.Thresholds{},
 		globalFlags:   featureflags.Default(),
 		svcFlags:      map[string]featureflags.Set{},
-		byToken:       map[string]map[*Subscriber]struct{}{},
 		watchers:      map[chan struct{}]struct{}{},
 	}
 }
@@ -183,7 +192,6 @@ func (c *Controller) Load(ctx context.Context) error {
 	for _, s := range states {
 		svc := c.newService(s.Name)
 		svc.state = s
-		svc.curVersion.Store(s.Version)
 		svc.engine = levels.State{Level: levels.Level(s.ComputedLevel)}
 		svc.flags = c.effectiveFlags(s.Name).For(s.Level)
 		if ov := c.activeOverride(s.Name, now); ov != nil && ov.ID == s.OverrideID {
@@ -193,6 +201,7 @@ func (c *Controller) Load(ctx context.Context) error {
 		svc.snapshot = svc.encodeState()
 		c.services[s.Name] = svc
 		c.obs.LevelChanged(s.Name, s.Level)
+		c.hub.Publish(hub.Snapshot{Service: s.Name, Epoch: c.epoch, Version: s.Version, Data: svc.snapshot})
 	}
 	c.log.Info("controller loaded", "services", len(states), "overrides", len(ovs))
 	// Whatever changed while we were down (an override expired, config
@@ -251,13 +260,13 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		forgotten := false
 		for _, name := range svc.window.Forget(cutoff) {
-			if in := svc.instances[name]; in != nil && in.conns == 0 {
+			if svc.instances[name] != nil {
 				delete(svc.instances, name)
 				forgotten = true
 			}
 		}
 		for name, in := range svc.instances {
-			if in.conns == 0 && in.lastSeen.Before(cutoff) {
+			if in.lastSeen.Before(cutoff) {
 				if _, ok := svc.window.LastSeen(name); !ok {
 					delete(svc.instances, name)
 					forgotten = true
@@ -415,8 +424,21 @@ type commitHooks struct {
 	undo func()
 }
 
-// commitWith is evaluateMany with an operator change saved alongside.
+// commitWith is evaluateMany with an operator change saved alongside. It
+// publishes what it committed after releasing every commit lock.
 func (c *Controller) commitWith(ctx context.Context, svcs []*service, now time.Time, trigger func(*service) string, h *commitHooks) error {
+	snaps, err := c.commit(ctx, svcs, now, trigger, h)
+	for _, s := range snaps {
+		c.hub.Publish(s)
+	}
+	if err == nil && (len(snaps) > 0 || h != nil) {
+		c.notifyWatchers()
+	}
+	return err
+}
+
+// commit computes and saves; it returns the snapshots to publish.
+func (c *Controller) commit(ctx context.Context, svcs []*service, now time.Time, trigger func(*service) string, h *commitHooks) ([]hub.Snapshot, error) {
 	for _, svc := range svcs {
 		svc.commitMu.Lock()
 	}
@@ -435,7 +457,7 @@ func (c *Controller) commitWith(ctx context.Context, svcs []*service, now time.T
 		}
 	}
 	if len(ps) == 0 && h == nil {
-		return nil
+		return nil, nil
 	}
 	batch := make([]brownout.StateChange, len(ps))
 	for i, p := range ps {
@@ -455,15 +477,15 @@ func (c *Controller) commitWith(ctx context.Context, svcs []*service, now time.T
 		}
 		if h != nil {
 			h.undo()
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("save state of %d services: %w", len(ps), err)
+		return nil, fmt.Errorf("save state of %d services: %w", len(ps), err)
 	}
-	for _, p := range ps {
-		c.finish(p, now)
+	snaps := make([]hub.Snapshot, len(ps))
+	for i, p := range ps {
+		snaps[i] = c.finish(p)
 	}
-	c.notifyWatchers()
-	return nil
+	return snaps, nil
 }
 
 // prepare computes a service's next state; nil when nothing a subscriber
@@ -561,12 +583,11 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 	}
 }
 
-// finish makes a saved state current and publishes it.
-func (c *Controller) finish(p *pending, now time.Time) {
+// finish makes a saved state current and returns its snapshot.
+func (c *Controller) finish(p *pending) hub.Snapshot {
 	svc := p.svc
 	svc.mu.Lock()
 	svc.state = p.next
-	svc.curVersion.Store(p.next.Version)
 	svc.flags = p.flags
 	svc.detail = p.detail
 	if p.override != nil {
@@ -576,11 +597,10 @@ func (c *Controller) finish(p *pending, now time.Time) {
 		svc.override = nil
 	}
 	svc.snapshot = svc.encodeState()
-	n := svc.publishLocked(now)
+	snap := hub.Snapshot{Service: svc.name, Epoch: svc.epoch, Version: p.next.Version, Data: svc.snapshot}
 	svc.mu.Unlock()
 
 	level := p.next.Level
-	c.obs.Pushed(svc.name, n)
 	if level != p.oldLevel || p.trigger == triggerCreate {
 		c.obs.LevelChanged(svc.name, level)
 	}
@@ -588,6 +608,7 @@ func (c *Controller) finish(p *pending, now time.Time) {
 		c.log.Info("level changed", "service", svc.name, "from", levels.Level(p.oldLevel).String(), "to", levels.Level(level).String(),
 			"version", p.next.Version, "cause", p.next.Cause, "detail", p.detail)
 	}
+	return snap
 }
 
 func describe(d *levels.Decision) string {
@@ -596,6 +617,14 @@ func describe(d *levels.Decision) string {
 		return fmt.Sprintf("%s %.4g ≥ %.4g (enter %s)", t.Signal, t.Value, t.Threshold, t.Level)
 	}
 	return fmt.Sprintf("all signals below %s exit for %s (closest: %s %.4g < %.4g)", t.Level, time.Duration(d.CalmFor).Round(time.Second), t.Signal, t.Value, t.Threshold)
+}
+
+// EnsureService creates the named service (valid name) unless it exists,
+// so that its first snapshot is committed and published before anyone
+// subscribes to it.
+func (c *Controller) EnsureService(ctx context.Context, name string) error {
+	_, err := c.service(ctx, name, true)
+	return err
 }
 
 // service returns the named service, creating (and persisting) it when
@@ -641,7 +670,6 @@ func (c *Controller) newService(name string) *service {
 		epoch:     c.epoch,
 		window:    health.NewWindow(c.cfg.Window, c.cfg.StaleAfter),
 		instances: map[string]*instance{},
-		subs:      map[*Subscriber]struct{}{},
 	}
 	return svc
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/health"
+	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/storage/sqlite"
 )
 
@@ -36,13 +37,14 @@ func openStore(tb testing.TB) *sqlite.DB {
 	return db
 }
 
-func newController(tb testing.TB, db *sqlite.DB, clk *clock) *controller.Controller {
+func newController(tb testing.TB, db *sqlite.DB, clk *clock) (*controller.Controller, *hub.Hub) {
 	tb.Helper()
-	c := controller.New(controller.Config{Now: clk.Now}, db, nil, nil, nil)
+	h := hub.New(hub.Config{Now: clk.Now}, nil)
+	c := controller.New(controller.Config{Now: clk.Now}, db, nil, h, nil, nil)
 	if err := c.Load(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	return c
+	return c, h
 }
 
 func report(service, instance string, cpu float64) health.Report {
@@ -66,7 +68,7 @@ func TestHysteresisThroughTheController(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
 	db := openStore(t)
-	c := newController(t, db, clk)
+	c, _ := newController(t, db, clk)
 
 	feed := func(cpu float64, d time.Duration) {
 		for el := time.Duration(0); el < d; el += time.Second {
@@ -155,22 +157,24 @@ func equal(a, b []int) bool {
 	return true
 }
 
-// Many subscribers under -race: publishing never blocks on a stalled one,
-// every reader sees strictly increasing versions and ends on the last.
-func TestHubManySubscribers(t *testing.T) {
+// Controller and hub together, under -race: many subscribers, a stalled
+// one among them; the controller's commits reach every reader in version
+// order, the read model sees their acks, and the stalled subscriber holds
+// only the newest snapshot.
+func TestCommitsReachSubscribersInOrder(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Now()}
 	db := openStore(t)
-	c := newController(t, db, clk)
+	c, h := newController(t, db, clk)
 	if err := c.Ingest(ctx, report("hub", "seed", 10)); err != nil {
 		t.Fatal(err)
 	}
 	const readers = 300
-	stalled, err := c.Subscribe(ctx, "hub", "stalled", "tok", 0, "")
+	stalled, err := h.Subscribe("hub", "stalled", "tok", 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Unsubscribe(stalled)
+	defer h.Unsubscribe(stalled)
 
 	type result struct {
 		last uint64
@@ -180,14 +184,14 @@ func TestHubManySubscribers(t *testing.T) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := 0; i < readers; i++ {
-		sub, err := c.Subscribe(ctx, "hub", "r"+itoa(i), "tok", 0, "")
+		sub, err := h.Subscribe("hub", "r"+itoa(i), "tok", 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		wg.Add(1)
-		go func(i int, sub *controller.Subscriber) {
+		go func(i int, sub *hub.Subscriber) {
 			defer wg.Done()
-			defer c.Unsubscribe(sub)
+			defer h.Unsubscribe(sub)
 			for {
 				select {
 				case <-sub.Ready():
@@ -199,7 +203,7 @@ func TestHubManySubscribers(t *testing.T) {
 						results[i].bad = true
 					}
 					results[i].last = m.Version
-					c.Ack(sub, m.Version)
+					h.Ack(sub, m.Version)
 				case <-stop:
 					return
 				}
@@ -219,11 +223,14 @@ func TestHubManySubscribers(t *testing.T) {
 	_, final := level(t, c, "hub")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		// Progress is read through the controller's acks, not the readers'
-		// results, which belong to their goroutines until wg.Wait.
+		// Progress is read through the controller's read model, not the
+		// readers' results, which belong to their goroutines until wg.Wait.
 		v, _ := c.Service("hub")
 		done := v.Convergence.OnCurrent
 		if done == readers {
+			if v.Subscribers != readers+1 {
+				t.Fatalf("read model shows %d subscribers, want %d", v.Subscribers, readers+1)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
@@ -238,7 +245,6 @@ func TestHubManySubscribers(t *testing.T) {
 			t.Fatalf("reader %d: went back %v, last v%d, want v%d", i, r.bad, r.last, final)
 		}
 	}
-	// The stalled subscriber holds only the newest snapshot.
 	if m := stalled.Take(); m == nil || m.Version != final {
 		t.Fatalf("stalled subscriber's pending message: %+v, want v%d", m, final)
 	}

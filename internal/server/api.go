@@ -368,7 +368,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	n := s.ctl.CloseToken(t.ID, "token revoked")
+	n := s.hub.CloseToken(t.ID, "token revoked")
 	s.log.Info("token revoked", "token", t.ID, "connections_closed", n)
 	writeJSON(w, http.StatusOK, t)
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // Metrics are the controller's Prometheus metrics, on a registry of their
-// own (no global state). It also implements controller.Observer.
+// own (no global state). It also implements controller.Observer and
+// hub.Observer.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -104,16 +105,16 @@ func (m *Metrics) LevelChanged(service string, level int) {
 	m.ServiceLevel.WithLabelValues(service).Set(float64(level))
 }
 
-// Pushed implements controller.Observer.
+// Pushed implements hub.Observer.
 func (m *Metrics) Pushed(_ string, subscribers int) {
 	m.Pushes.Inc()
 	m.PushFrames.Add(float64(subscribers))
 }
 
-// AckLatency implements controller.Observer.
+// AckLatency implements hub.Observer.
 func (m *Metrics) AckLatency(d time.Duration) { m.AckLatencyHist.Observe(d.Seconds()) }
 
-// SubscribersChanged implements controller.Observer.
+// SubscribersChanged implements hub.Observer.
 func (m *Metrics) SubscribersChanged(delta int) { m.Subscribers.Add(float64(delta)) }
 
 // StoreWriteObserved records a store write's duration.

@@ -92,10 +92,10 @@ func TestRevocationRacingUpgradesLeavesNoSocket(t *testing.T) {
 			}
 		}
 		deadline := time.Now().Add(2 * time.Second)
-		for s.App.Controller.ConnectionsForToken(id) != 0 && time.Now().Before(deadline) {
+		for s.App.Hub.ConnectionsForToken(id) != 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		if n := s.App.Controller.ConnectionsForToken(id); n != 0 {
+		if n := s.App.Hub.ConnectionsForToken(id); n != 0 {
 			t.Errorf("round %d: the controller still holds %d subscriptions for the revoked token", round, n)
 		}
 		if t.Failed() {

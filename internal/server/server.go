@@ -18,6 +18,7 @@ import (
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/hub"
 )
 
 // HistoryStore is what the history endpoints read.
@@ -82,6 +83,7 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	ctl      *controller.Controller
+	hub      *hub.Hub
 	auth     *auth.Authenticator
 	history  HistoryStore
 	log      *slog.Logger
@@ -106,13 +108,13 @@ func (s *Server) Draining() bool { return s.draining.Load() }
 
 // New builds the server and its routes. extra, when non-nil, is mounted at
 // "/" for everything the API does not claim (the dashboard).
-func New(cfg Config, ctl *controller.Controller, a *auth.Authenticator, history HistoryStore, metrics *Metrics, log *slog.Logger, extra http.Handler) *Server {
+func New(cfg Config, ctl *controller.Controller, h *hub.Hub, a *auth.Authenticator, history HistoryStore, metrics *Metrics, log *slog.Logger, extra http.Handler) *Server {
 	cfg.setDefaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg: cfg, ctl: ctl, auth: a, history: history, log: log, metrics: metrics,
+		cfg: cfg, ctl: ctl, hub: h, auth: a, history: history, log: log, metrics: metrics,
 		throttle: auth.NewThrottle(cfg.AuthFailBurst, cfg.AuthFailEvery, cfg.Now),
 	}
 	s.router = s.routes(extra)

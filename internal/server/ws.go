@@ -11,8 +11,8 @@ import (
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
-	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/health"
+	"github.com/brownout-io/brownout/internal/hub"
 )
 
 // Subprotocol is the websocket subprotocol of the push protocol.
@@ -65,7 +65,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, brownout.Errorf(brownout.EFORBIDDEN, "this token may not subscribe to service %q", service))
 		return
 	}
-	if n := s.ctl.ConnectionsForToken(p.TokenID); n >= s.cfg.MaxConnsPerToken {
+	if n := s.hub.ConnectionsForToken(p.TokenID); n >= s.cfg.MaxConnsPerToken {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, r, brownout.Errorf(brownout.ETHROTTLED, "this token already has %d connections, the most allowed", n))
 		return
@@ -85,12 +85,20 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	sub, err := s.ctl.Subscribe(ctx, service, instance, p.TokenID, known, epoch)
-	if err != nil {
+	if err := s.ctl.EnsureService(ctx, service); err != nil {
 		_ = c.Close(websocket.StatusPolicyViolation, truncateReason(brownout.ErrorMessage(err)))
 		return
 	}
-	defer s.ctl.Unsubscribe(sub)
+	sub, err := s.hub.Subscribe(service, instance, p.TokenID, known, epoch)
+	if err != nil {
+		code := websocket.StatusPolicyViolation
+		if brownout.ErrorCode(err) == brownout.EUNAUTHORIZED {
+			code = hub.CloseRevoked
+		}
+		_ = c.Close(code, truncateReason(brownout.ErrorMessage(err)))
+		return
+	}
+	defer s.hub.Unsubscribe(sub)
 	// The token was checked before the upgrade; a revocation since then
 	// may have closed the token's subscriptions before this one was
 	// registered. Revocation drops the token from the authenticator first
@@ -98,7 +106,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	// after registering leaves no gap: either the close saw this
 	// subscription, or this check sees the revocation.
 	if !s.auth.Active(p.TokenID) {
-		_ = c.Close(websocket.StatusCode(controller.CloseRevoked), "token revoked")
+		_ = c.Close(websocket.StatusCode(hub.CloseRevoked), "token revoked")
 		s.metrics.WSCloses.WithLabelValues("revoked").Inc()
 		return
 	}
@@ -112,7 +120,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 
 // readLoop handles acks and reports until the connection ends, and returns
 // why it ended (for metrics).
-func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *controller.Subscriber, p auth.Principal) string {
+func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *hub.Subscriber, p auth.Principal) string {
 	bad := 0
 	for {
 		typ, data, err := c.Read(ctx)
@@ -141,12 +149,12 @@ func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *controlle
 	}
 }
 
-func (s *Server) handleFrame(ctx context.Context, sub *controller.Subscriber, p auth.Principal, typ websocket.MessageType, data []byte) error {
+func (s *Server) handleFrame(ctx context.Context, sub *hub.Subscriber, p auth.Principal, typ websocket.MessageType, data []byte) error {
 	if typ != websocket.MessageText {
 		return brownout.Errorf(brownout.EBADREQUEST, "binary frames are not supported; send JSON text frames")
 	}
 	if v, ok := parseAck(data); ok {
-		s.ctl.Ack(sub, v)
+		s.hub.Ack(sub, v)
 		return nil
 	}
 	var f clientFrame
@@ -155,7 +163,7 @@ func (s *Server) handleFrame(ctx context.Context, sub *controller.Subscriber, p 
 	}
 	switch f.Type {
 	case "ack":
-		s.ctl.Ack(sub, f.Version)
+		s.hub.Ack(sub, f.Version)
 		return nil
 	case "report":
 		rep := f.Report

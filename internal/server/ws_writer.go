@@ -8,7 +8,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/hub"
 )
 
 // connWriter writes to one subscriber's connection from a goroutine that
@@ -21,7 +21,7 @@ type connWriter struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	c      *websocket.Conn
-	sub    *controller.Subscriber
+	sub    *hub.Subscriber
 
 	// wctx is cancelled by deadline when a write or ping outlasts
 	// WriteTimeout; one context and one timer serve every write.
@@ -37,7 +37,7 @@ type connWriter struct {
 	wg      sync.WaitGroup
 }
 
-func newConnWriter(s *Server, ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *controller.Subscriber) *connWriter {
+func newConnWriter(s *Server, ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *hub.Subscriber) *connWriter {
 	w := &connWriter{s: s, ctx: ctx, cancel: cancel, c: c, sub: sub}
 	w.wctx, w.wcancel = context.WithCancel(ctx)
 	w.deadline = time.AfterFunc(time.Hour, w.wcancel)
