@@ -47,7 +47,7 @@ func openTarget(ctx context.Context, o *options, n int, name string) (*target, e
 		dir := filepath.Join(parent, name)
 		_ = os.RemoveAll(dir)
 		tok := randomToken()
-		args := append([]string{"--max-conns-per-token", "100000", "--log-level", "warn"}, o.extra...)
+		args := append([]string{"--max-conns-per-token", "100000", "--max-conns", "0", "--max-conns-per-addr", "0", "--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn"}, o.extra...)
 		p, err := startController(ctx, o.bin, dir, tok, args)
 		if err != nil {
 			if remove {

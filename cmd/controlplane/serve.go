@@ -18,6 +18,7 @@ import (
 
 	"github.com/brownout-io/brownout/internal/app"
 	"github.com/brownout-io/brownout/internal/demo"
+	"github.com/brownout-io/brownout/internal/netlimit"
 )
 
 func serveCmd(args []string, stdout, stderr io.Writer) error {
@@ -32,6 +33,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	stale := fs.Duration("stale-after", 30*time.Second, "an instance silent this long leaves the aggregate")
 	evalEvery := fs.Duration("eval-interval", time.Second, "how often levels are evaluated")
 	maxConns := fs.Int("max-conns-per-token", 10000, "most concurrent subscriptions one token may hold")
+	maxOpen := fs.Int("max-conns", 10000, "most concurrent TCP connections in total (0: no cap; kept below the open-file limit)")
+	maxOpenPerAddr := fs.Int("max-conns-per-addr", 1024, "most concurrent TCP connections from one address, or concurrent requests from one client behind a trusted proxy (0: no cap)")
+	maxSubs := fs.Int("max-subscribers", 10000, "most concurrent websocket subscribers in total (0: no cap)")
+	maxSubsPerAddr := fs.Int("max-subscribers-per-addr", 1000, "most concurrent websocket subscribers from one client address (0: no cap)")
+	proxies := fs.String("trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For / X-Real-IP name the client (e.g. 10.0.0.0/8,127.0.0.1)")
 	origins := fs.String("allowed-origins", "", "comma-separated extra hosts allowed to open websockets from a browser")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -72,6 +78,25 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.Controller.Window, cfg.Controller.StaleAfter, cfg.Controller.EvalInterval = *window, *stale, *evalEvery
 	cfg.Server.MaxConnsPerToken = *maxConns
+	trusted, err := netlimit.ParseProxies(*proxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	cfg.Server.Proxies = trusted
+	cfg.Server.MaxSubscribers, cfg.Server.MaxSubscribersPerAddr = flagCap(*maxSubs), flagCap(*maxSubsPerAddr)
+	cfg.Server.MaxRequestsPerAddr = flagCap(*maxOpenPerAddr)
+	total, err := connCap(*maxOpen, log)
+	if err != nil {
+		return err
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"max-conns-per-addr", *maxOpenPerAddr}, {"max-subscribers", *maxSubs}, {"max-subscribers-per-addr", *maxSubsPerAddr}} {
+		if v.n < 0 {
+			return fmt.Errorf("--%s: %d is negative (0 means no cap)", v.name, v.n)
+		}
+	}
 	if *origins != "" {
 		cfg.Server.OriginPatterns = strings.Split(*origins, ",")
 	}
@@ -79,11 +104,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	rawLn, err := net.Listen("tcp", *addr)
 	if err != nil {
 		_ = a.Close(context.Background())
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := netlimit.NewListener(rawLn, total, *maxOpenPerAddr, trusted, log, func(reason string) {
+		a.Metrics.ConnsRefused.WithLabelValues(reason).Inc()
+	})
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -146,6 +174,41 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// flagCap maps a flag's "0: no cap" to the server's "negative: no cap".
+func flagCap(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// reservedFiles are the open files kept free of client connections: the
+// store, its WAL, logs, outgoing connections.
+const reservedFiles = 256
+
+// connCap checks --max-conns against the process's open-file limit: a
+// cap above it would let idle connections starve the store and /healthz
+// of descriptors, so it is lowered (with a warning) to leave
+// reservedFiles free. 0 (no cap) becomes that same bound.
+func connCap(n int, log *slog.Logger) (int, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("--max-conns: %d is negative (0 means no cap)", n)
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 { // unreadable or practically unlimited
+		return n, nil
+	}
+	limit := int(rl.Cur) - reservedFiles
+	if limit < 64 {
+		limit = 64
+	}
+	if n == 0 || n > limit {
+		log.Warn("--max-conns lowered to fit the open-file limit", "max_conns", limit, "asked", n, "open_file_limit", rl.Cur)
+		return limit, nil
+	}
+	return n, nil
 }
 
 // applyEnv sets each flag from CONTROLPLANE_<NAME> when that is set; a

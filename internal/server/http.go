@@ -127,6 +127,35 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// realClient puts the real client address into r.RemoteAddr when the peer
+// is a trusted proxy, so that every throttle and cap below (the API's,
+// the dashboard's) keys on the client, and caps the client's concurrent
+// requests, since the listener's per-address cap cannot see behind the
+// proxy. From any other peer the headers are ignored.
+func (s *Server) realClient(next http.Handler) http.Handler {
+	if s.cfg.Proxies.Empty() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.cfg.Proxies.Trusted(r.RemoteAddr) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ip := s.cfg.Proxies.ClientIP(r)
+		release, err := s.proxied.Acquire(ip, false)
+		if err != nil {
+			s.metrics.ConnsRefused.WithLabelValues("per_addr").Inc()
+			w.Header().Set("Retry-After", "5")
+			writeError(w, r, brownout.Errorf(brownout.ETHROTTLED, "too many concurrent requests from this address (the most is %d, --max-conns-per-addr)", s.cfg.MaxRequestsPerAddr))
+			return
+		}
+		defer release()
+		r2 := r.Clone(r.Context())
+		r2.RemoteAddr = net.JoinHostPort(ip, "0")
+		next.ServeHTTP(w, r2)
+	})
+}
+
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -29,6 +29,7 @@ type Metrics struct {
 	HTTPRequests    *prometheus.CounterVec
 	HTTPDuration    *prometheus.HistogramVec
 	WSCloses        *prometheus.CounterVec
+	ConnsRefused    *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric on a new registry, with Go runtime and
@@ -81,9 +82,12 @@ func NewMetrics(dropped func() float64) *Metrics {
 		WSCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "brownout_ws_closes_total", Help: "Subscriber connections ended, by reason.",
 		}, []string{"reason"}),
+		ConnsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "brownout_connections_refused_total", Help: "Connections and subscriptions refused by a cap, by cap (total, per_addr, subscribers_total, subscribers_per_addr).",
+		}, []string{"cap"}),
 	}
 	reg.MustRegister(m.ReportsIngested, m.ReportsRejected, m.Subscribers, m.Pushes, m.PushFrames, m.AckLatencyHist,
-		m.ServiceLevel, m.StoreWrite, m.AuthFailures, m.Panics, m.HTTPRequests, m.HTTPDuration, m.WSCloses)
+		m.ServiceLevel, m.StoreWrite, m.AuthFailures, m.Panics, m.HTTPRequests, m.HTTPDuration, m.WSCloses, m.ConnsRefused)
 	bi := buildinfo.Read()
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "brownout_build_info", Help: "Always 1; the labels say which build runs (version, commit, commit time, Go).",

@@ -19,6 +19,7 @@ import (
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/hub"
+	"github.com/brownout-io/brownout/internal/netlimit"
 )
 
 // HistoryStore is what the history endpoints read.
@@ -45,6 +46,18 @@ type Config struct {
 	// client address (20 failures, then one per second).
 	AuthFailBurst int
 	AuthFailEvery time.Duration
+	// MaxSubscribers and MaxSubscribersPerAddr cap concurrent websocket
+	// subscribers in total and per client address (10,000 and 1,000; a
+	// negative value: no cap).
+	MaxSubscribers        int
+	MaxSubscribersPerAddr int
+	// MaxRequestsPerAddr caps concurrent requests (websockets included)
+	// per real client address behind a trusted proxy (1,024; negative: no
+	// cap). Direct peers are capped per connection by netlimit.Listener.
+	MaxRequestsPerAddr int
+	// Proxies are the peers trusted to name their client in
+	// X-Forwarded-For or X-Real-IP; throttles and caps key on that client.
+	Proxies netlimit.Proxies
 	// OriginPatterns are extra hosts allowed to open websockets from a
 	// browser (the request's own host always is).
 	OriginPatterns []string
@@ -68,6 +81,9 @@ func (c *Config) setDefaults() {
 	if c.MaxConnsPerToken <= 0 {
 		c.MaxConnsPerToken = 10_000
 	}
+	c.MaxSubscribers = capDefault(c.MaxSubscribers, 10_000)
+	c.MaxSubscribersPerAddr = capDefault(c.MaxSubscribersPerAddr, 1_000)
+	c.MaxRequestsPerAddr = capDefault(c.MaxRequestsPerAddr, 1_024)
 	if c.AuthFailBurst <= 0 {
 		c.AuthFailBurst = 20
 	}
@@ -77,6 +93,18 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// capDefault maps 0 to def and a negative cap to 0, which netlimit reads
+// as "no cap".
+func capDefault(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // Server serves the API. Create it with New; mount Handler.
@@ -90,6 +118,10 @@ type Server struct {
 	metrics  *Metrics
 	throttle *auth.Throttle
 	router   chi.Router
+	// subSlots caps subscribers; proxied caps requests per real client
+	// behind a trusted proxy.
+	subSlots *netlimit.Slots
+	proxied  *netlimit.Slots
 
 	// conns counts live websocket handlers. A WaitGroup would race: new
 	// upgrades may still arrive while shutdown waits.
@@ -116,6 +148,8 @@ func New(cfg Config, ctl *controller.Controller, h *hub.Hub, a *auth.Authenticat
 	s := &Server{
 		cfg: cfg, ctl: ctl, hub: h, auth: a, history: history, log: log, metrics: metrics,
 		throttle: auth.NewThrottle(cfg.AuthFailBurst, cfg.AuthFailEvery, cfg.Now),
+		subSlots: netlimit.NewSlots(cfg.MaxSubscribers, cfg.MaxSubscribersPerAddr),
+		proxied:  netlimit.NewSlots(0, cfg.MaxRequestsPerAddr),
 	}
 	s.router = s.routes(extra)
 	return s
@@ -152,7 +186,7 @@ func OpenAPI() []byte {
 
 func (s *Server) routes(extra http.Handler) chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.instrument)
+	r.Use(s.recoverer, s.realClient, s.instrument)
 	healthz := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/hub"
+	"github.com/brownout-io/brownout/internal/netlimit"
 )
 
 // Subprotocol is the websocket subprotocol of the push protocol.
@@ -70,6 +72,18 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, brownout.Errorf(brownout.ETHROTTLED, "this token already has %d connections, the most allowed", n))
 		return
 	}
+	release, err := s.subSlots.Acquire(clientAddr(r), false)
+	if err != nil {
+		capName, msg := "subscribers_per_addr", fmt.Sprintf("this address already holds %d subscriptions, the most allowed (--max-subscribers-per-addr)", s.cfg.MaxSubscribersPerAddr)
+		if errors.Is(err, netlimit.ErrTotal) {
+			capName, msg = "subscribers_total", fmt.Sprintf("the controller already serves %d subscriptions, the most allowed (--max-subscribers)", s.cfg.MaxSubscribers)
+		}
+		s.metrics.ConnsRefused.WithLabelValues(capName).Inc()
+		w.Header().Set("Retry-After", "5")
+		writeError(w, r, brownout.Errorf(brownout.ETHROTTLED, "%s", msg))
+		return
+	}
+	defer release()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		OriginPatterns:  s.cfg.OriginPatterns,
