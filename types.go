@@ -108,7 +108,11 @@ type ServiceState struct {
 	CalmSince     time.Time `json:"calm_since,omitzero"`
 	ChangedAt     time.Time `json:"changed_at"`
 	Cause         string    `json:"cause"`
-	CreatedAt     time.Time `json:"created_at"`
+	// Detail says in words why the state is what it is, as subscribers
+	// see it. A store shared by replicas keeps it, so that every replica
+	// publishes the same snapshot; the single-replica store may drop it.
+	Detail    string    `json:"detail,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // StateChange is one service's new state and the level changes that led

@@ -61,11 +61,23 @@ type Registry interface {
 	Replicas(ctx context.Context, within time.Duration) ([]brownout.Replica, error)
 }
 
+// StateReader reads one service's committed state, for a change the feed
+// announced.
+type StateReader interface {
+	// LoadService returns the service's committed state (with Detail), or
+	// an ENOTFOUND *brownout.Error.
+	LoadService(ctx context.Context, name string) (brownout.ServiceState, error)
+}
+
 // Store is everything a replica needs from a store shared by several
-// replicas, on top of what the controller and the API need.
+// replicas, on top of what the controller and the API need. Its state
+// commits allocate versions in the committing transaction (a state saved
+// with Version 0 takes the next one; the batch is updated in place) and
+// keep ServiceState.Detail.
 type Store interface {
 	Feed
 	Leadership
 	Partials
 	Registry
+	StateReader
 }
