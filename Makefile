@@ -1,11 +1,13 @@
 # Brownout — common tasks. CI calls these targets only.
 GO        ?= go
 PKGS      := ./...
-SUBMODS   := sdk/openfeature bench/resilience deploy
+# Every module besides the root; go.work ties them together for local
+# development, and each is vetted and tested on its own.
+SUBMODS   := sdk sdk/openfeature bench/resilience deploy
 ADDR      ?= 127.0.0.1:8080
 DATA      ?= ./data
 
-.PHONY: image all generate check-generated fmt fmt-check vet lint test test-short build run bench fuzz soak clean
+.PHONY: image all generate check-generated fmt fmt-check vet lint test test-short tidy build run bench fuzz soak clean
 
 all: build
 
@@ -40,6 +42,11 @@ test: lint
 
 test-short: lint
 	$(GO) test -short -race -count=1 $(PKGS)
+	@for m in $(SUBMODS); do echo "== $$m"; (cd $$m && $(GO) test -short -race -count=1 ./...) || exit 1; done
+
+## tidy: go mod tidy in every module (go mod tidy ignores go.work; see docs/releasing.md)
+tidy:
+	scripts/tidy.sh
 
 build:
 	$(GO) build -o bin/controlplane ./cmd/controlplane

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/mem"
-	"github.com/shirou/gopsutil/v3/process"
+	"github.com/shirou/gopsutil/v4/mem"
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // processSampler measures the process itself with gopsutil, which reads

@@ -1,4 +1,4 @@
-package sdk_test
+package sdkcontract_test
 
 import (
 	"path/filepath"

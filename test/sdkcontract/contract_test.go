@@ -1,4 +1,4 @@
-package sdk_test
+package sdkcontract_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/brownout-io/brownout/internal/servertest"
 	"github.com/brownout-io/brownout/sdk"
+	"github.com/brownout-io/brownout/sdk/component"
 )
 
 // These tests run the SDK against the real controller (router, control
@@ -193,7 +194,7 @@ func TestContractTokenForAnotherService(t *testing.T) {
 
 type gauge struct{}
 
-func (gauge) ComponentState() (s componentState) {
+func (gauge) ComponentState() (s component.State) {
 	s.Kind, s.State, s.Metrics = "breaker", "closed", map[string]float64{"failure_rate": 0.01}
 	return s
 }
