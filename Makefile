@@ -6,6 +6,7 @@ PKGS      := ./...
 SUBMODS   := sdk sdk/openfeature bench/resilience deploy
 ADDR      ?= 127.0.0.1:8080
 DATA      ?= ./data
+DEMO_DATA ?= ./data-demo
 
 .PHONY: image all generate check-generated fmt fmt-check vet lint test test-short tidy build run bench fuzz soak clean
 
@@ -64,9 +65,9 @@ image:
 		--tag $(IMAGE_TAG) --layout ../bin/image --tarball ../bin/image.tar
 	cd deploy && $(GO) tool crane validate --tarball ../bin/image.tar
 
-## run: the controller with the embedded SQLite store and demo services
+## run: the controller with demo services (SQLite in ./data-demo, apart from a real ./data)
 run:
-	$(GO) run ./cmd/controlplane serve --addr $(ADDR) --data $(DATA) --demo
+	$(GO) run ./cmd/controlplane serve --addr $(ADDR) --data $(DEMO_DATA) --demo
 
 ## bench: short versions of every benchmark and load measurement
 bench:

@@ -113,8 +113,11 @@ func cliCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return usageError{"no command given"}
 	}
-	if args[0] == "status" {
+	switch args[0] {
+	case "status":
 		return c.status(args[1:])
+	case "watch":
+		return c.watch(args[1:])
 	}
 	for _, g := range commandGroups() {
 		if g.name != args[0] {

@@ -418,3 +418,19 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestWatchPrintsStateFrames(t *testing.T) {
+	srv := startWithService(t)
+	out := mustRun(t, srv, "watch", "checkout", "--frames", "1", "--instance", "w-1")
+	var f struct {
+		Type    string `json:"type"`
+		Service string `json:"service"`
+		Version uint64 `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &f); err != nil || f.Type != "state" || f.Service != "checkout" || f.Version == 0 {
+		t.Fatalf("watch printed %q (%v)", out, err)
+	}
+	if r := runAs(t, srv, srv.AdminToken, "watch"); r.err == nil {
+		t.Fatal("watch without a service succeeded")
+	}
+}

@@ -18,6 +18,7 @@ Usage:
   controlplane serve [flags]                      run the controller
   controlplane version                            module version, commit, commit time, Go
   controlplane status [service]                   services, levels, convergence
+  controlplane watch SERVICE [--frames N]         follow a service's pushed state frames
   controlplane emergency on --reason R [--ttl D]  force every service to level 3
   controlplane emergency off                      end emergency mode
   controlplane override set --service S --level L --reason R [--ttl D]

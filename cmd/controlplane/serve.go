@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,8 +26,8 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
-	data := fs.String("data", "./data", "data directory (SQLite file and generated admin token)")
-	demoOn := fs.Bool("demo", false, "run simulated services so that a first run shows something alive")
+	data := fs.String("data", "./data", "data directory (SQLite file and generated admin token), or a postgres:// URL; with --demo and no --data, "+demoDataDir)
+	demoOn := fs.Bool("demo", false, "run simulated services so that a first run shows something alive (their data is kept apart, in "+demoDataDir+" unless --data says otherwise)")
 	rawRet := fs.Duration("raw-retention", 24*time.Hour, "keep raw samples this long")
 	rollRet := fs.Duration("rollup-retention", 30*24*time.Hour, "keep per-minute rollups this long")
 	window := fs.Duration("window", 30*time.Second, "sliding window of reports per instance")
@@ -59,6 +60,12 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
+		return err
+	}
+	if *demoOn && !flagGiven(fs, "data") {
+		*data = demoDataDir
+	}
+	if err := checkDemoMarker(*data, *demoOn); err != nil {
 		return err
 	}
 	if *drain < 0 || *shutdownTimeout <= 0 {
@@ -209,6 +216,50 @@ func connCap(n int, log *slog.Logger) (int, error) {
 		return limit, nil
 	}
 	return n, nil
+}
+
+// demoDataDir is where --demo keeps its data unless told otherwise, so
+// that simulated services never appear in a real controller's ./data.
+const demoDataDir = "./data-demo"
+
+// demoMarker, in a data directory, says that it holds demo data.
+const demoMarker = "DEMO"
+
+// flagGiven reports whether a flag was set on the command line or through
+// its environment variable.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	_, env := os.LookupEnv("CONTROLPLANE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	return given || env
+}
+
+// checkDemoMarker keeps demo and real data apart: a directory that holds
+// demo data (marked by demoMarker) refuses a real start, and a directory
+// that already holds a real store refuses --demo.
+func checkDemoMarker(dir string, demo bool) error {
+	if strings.Contains(dir, "://") {
+		return nil // a server database: its operator decides
+	}
+	marker := filepath.Join(dir, demoMarker)
+	_, err := os.Stat(marker)
+	marked := err == nil
+	_, err = os.Stat(filepath.Join(dir, app.DBFile))
+	hasStore := err == nil
+	switch {
+	case demo && hasStore && !marked:
+		return fmt.Errorf("--demo refuses data directory %s: it holds a real store (use another --data, or leave --data unset for %s)", dir, demoDataDir)
+	case !demo && marked:
+		return fmt.Errorf("data directory %s holds demo data (it has a %s file): start with --demo, or use another --data", dir, demoMarker)
+	case demo && !marked:
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		if err := os.WriteFile(marker, []byte("This directory holds simulated services from controlplane serve --demo.\n"), 0o600); err != nil {
+			return fmt.Errorf("mark demo data: %w", err)
+		}
+	}
+	return nil
 }
 
 // applyEnv sets each flag from CONTROLPLANE_<NAME> when that is set; a

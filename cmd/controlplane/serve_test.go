@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"net/http"
 	"os"
 	"os/exec"
@@ -111,5 +112,40 @@ func TestServeGeneratesAdminTokenAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "stopped") {
 		t.Fatalf("no clean stop in the log:\n%s", stderr.String())
+	}
+}
+
+func TestDemoDataIsKeptApart(t *testing.T) {
+	real, demoDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(real, "brownout.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkDemoMarker(real, true); err == nil || !strings.Contains(err.Error(), "real store") {
+		t.Fatalf("--demo on a real store: %v", err)
+	}
+	if err := checkDemoMarker(real, false); err != nil {
+		t.Fatalf("real start on a real store: %v", err)
+	}
+	if err := checkDemoMarker(demoDir, true); err != nil {
+		t.Fatalf("--demo on an empty directory: %v", err)
+	}
+	if err := checkDemoMarker(demoDir, true); err != nil {
+		t.Fatalf("--demo again: %v", err)
+	}
+	if err := checkDemoMarker(demoDir, false); err == nil || !strings.Contains(err.Error(), "demo data") {
+		t.Fatalf("real start on demo data: %v", err)
+	}
+}
+
+func TestDemoWithoutDataUsesItsOwnDirectory(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.String("data", "./data", "")
+	t.Setenv("CONTROLPLANE_DATA", "")
+	os.Unsetenv("CONTROLPLANE_DATA")
+	if flagGiven(fs, "data") {
+		t.Fatal("data given without a flag or environment variable")
+	}
+	if err := fs.Parse([]string{"--data", "x"}); err != nil || !flagGiven(fs, "data") {
+		t.Fatalf("flag not seen: %v", err)
 	}
 }
