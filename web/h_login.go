@@ -69,15 +69,26 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, http.StatusForbidden, "SDK tokens cannot open the dashboard. Use an admin or viewer token.")
 		return
 	}
-	value, _ := h.sign.encodeSession(p.TokenID, h.now().Add(SessionTTL))
+	value, _ := h.sign.encodeSession(p.TokenID, p.SessionBinding(h.d.SessionKey), h.now().Add(SessionTTL))
 	setCookie(w, r, sessionCookie, value, SessionTTL)
 	setCookie(w, r, loginCookie, "", -1)
 	h.log.Info("dashboard sign-in", "token_id", p.TokenID, "scope", p.Scope)
 	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
+// logout ends the session on the server, durably, before it ends it in
+// the browser: a copy of the cookie is refused from now on, and the
+// session's live sockets close.
 func (h *handler) logout(w http.ResponseWriter, r *http.Request, rc reqCtx) {
+	if h.d.Sessions != nil {
+		if err := h.d.Sessions.EndSession(r.Context(), rc.Sess.ID, rc.Sess.Expires, h.now()); err != nil {
+			h.fail(w, r, rc, err)
+			return
+		}
+	}
+	h.hub.closeSession(rc.Sess.ID)
 	setCookie(w, r, sessionCookie, "", -1)
+	h.log.Info("dashboard sign-out", "token_id", rc.P.TokenID)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

@@ -57,6 +57,7 @@ type liveConn struct {
 	topic   string
 	admin   bool
 	tokenID string
+	session string
 	// full asks the hub for every fragment of the topic: set on connect,
 	// since the page may be older than the hub's last render.
 	full atomic.Bool
@@ -141,6 +142,17 @@ func (hb *hub) unregister(c *liveConn) {
 	delete(hb.conns, c)
 	hb.mu.Unlock()
 	hb.poke()
+}
+
+// closeSession ends the live connections of a session.
+func (hb *hub) closeSession(id string) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	for c := range hb.conns {
+		if c.session == id {
+			c.end()
+		}
+	}
 }
 
 // closeToken ends the live connections opened with a token.
@@ -366,14 +378,14 @@ func (h *handler) live(w http.ResponseWriter, r *http.Request) {
 	defer c.CloseNow()
 	ctx := c.CloseRead(r.Context())
 
-	lc := &liveConn{topic: topic, admin: p.IsAdmin(), tokenID: p.TokenID, ready: make(chan struct{}, 1), done: make(chan struct{})}
+	lc := &liveConn{topic: topic, admin: p.IsAdmin(), tokenID: p.TokenID, session: sess.ID, ready: make(chan struct{}, 1), done: make(chan struct{})}
 	h.hub.register(lc)
 	defer h.hub.unregister(lc)
 	// The session was checked before the upgrade; a revocation since then
 	// may have run its close before this connection was registered.
 	// Revocation drops the token first and closes registered connections
 	// second, so checking again now leaves no gap.
-	if !h.d.Auth.Active(sess.TokenID) {
+	if _, ok := h.sessionPrincipal(ctx, sess); !ok {
 		_ = c.Close(closeSessionEnded, "session ended")
 		return
 	}
@@ -391,7 +403,7 @@ func (h *handler) live(w http.ResponseWriter, r *http.Request) {
 			_ = c.Close(closeSessionEnded, "session ended")
 			return
 		case <-recheck.C:
-			if _, ok := h.d.Auth.Lookup(sess.TokenID); !ok || !h.now().Before(sess.Expires) {
+			if _, ok := h.sessionPrincipal(ctx, sess); !ok {
 				_ = c.Close(closeSessionEnded, "session ended")
 				return
 			}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,13 +27,26 @@ const (
 const SessionTTL = 12 * time.Hour
 
 // session is a signed cookie's content: the token it was opened with (by
-// ID, never the secret) and when it ends. The token is looked up on every
-// request, so that revoking it ends the session at once.
+// ID, never the secret), a binding to that token's secret, its own random
+// ID and when it ends. On every request the token is looked up and the
+// binding compared, so that revoking the token or rotating the admin
+// token's secret ends the session at once; signing out records the ID as
+// ended in the store, so that the cookie is dead on the server too.
 type session struct {
+	ID      string
 	TokenID string
 	Expires time.Time
+	// Binding is auth.Principal.SessionBinding of the token at sign-in.
+	Binding []byte
 	// raw is the signed payload; the CSRF token derives from it.
 	raw string
+}
+
+// SessionStore keeps the sessions ended before they expire, durably, so
+// that a restart does not bring a signed-out session back.
+type SessionStore interface {
+	EndSession(ctx context.Context, id string, expires, now time.Time) error
+	SessionEnded(ctx context.Context, id string) (bool, error)
 }
 
 // signer signs cookies and derives CSRF tokens with the persisted session
@@ -50,12 +64,13 @@ func (s signer) mac(label, payload string) []byte {
 
 var b64 = base64.RawURLEncoding
 
-func (s signer) encodeSession(tokenID string, exp time.Time) (value string, sess session) {
-	var nonce [9]byte
+func (s signer) encodeSession(tokenID string, binding []byte, exp time.Time) (value string, sess session) {
+	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
-	payload := tokenID + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + hex.EncodeToString(nonce[:])
+	id := hex.EncodeToString(nonce[:])
+	payload := tokenID + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + id + "|" + b64.EncodeToString(binding)
 	p := b64.EncodeToString([]byte(payload))
-	return p + "." + b64.EncodeToString(s.mac("session", payload)), session{TokenID: tokenID, Expires: exp, raw: payload}
+	return p + "." + b64.EncodeToString(s.mac("session", payload)), session{ID: id, TokenID: tokenID, Expires: exp, Binding: binding, raw: payload}
 }
 
 func (s signer) decodeSession(value string, now time.Time) (session, bool) {
@@ -72,18 +87,22 @@ func (s signer) decodeSession(value string, now time.Time) (session, bool) {
 		return session{}, false
 	}
 	parts := strings.Split(string(payload), "|")
-	if len(parts) != 3 {
+	if len(parts) != 4 || parts[2] == "" {
 		return session{}, false
 	}
 	unix, err := strconv.ParseInt(parts[1], 10, 64)
 	if err != nil {
 		return session{}, false
 	}
+	binding, err := b64.DecodeString(parts[3])
+	if err != nil || len(binding) == 0 {
+		return session{}, false
+	}
 	exp := time.Unix(unix, 0)
 	if !now.Before(exp) {
 		return session{}, false
 	}
-	return session{TokenID: parts[0], Expires: exp, raw: string(payload)}, true
+	return session{ID: parts[2], TokenID: parts[0], Expires: exp, Binding: binding, raw: string(payload)}, true
 }
 
 // csrf is the form token of a session: an HMAC of the session payload.
@@ -130,7 +149,8 @@ func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAg
 }
 
 // principalOf returns the signed-in principal of a request: a valid,
-// unexpired session cookie whose token is still active and may read.
+// unexpired session cookie, not signed out, whose token is still active
+// with the same secret and may read.
 func (h *handler) principalOf(r *http.Request) (auth.Principal, session, bool) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
@@ -140,9 +160,30 @@ func (h *handler) principalOf(r *http.Request) (auth.Principal, session, bool) {
 	if !ok {
 		return auth.Principal{}, session{}, false
 	}
-	p, ok := h.d.Auth.Lookup(sess.TokenID)
-	if !ok || !p.CanRead() {
-		return auth.Principal{}, session{}, false
+	p, ok := h.sessionPrincipal(r.Context(), sess)
+	return p, sess, ok
+}
+
+// sessionPrincipal checks a decoded session against the token it was
+// opened with and the ended sessions. A store that cannot answer ends
+// nothing but admits no one: it fails closed.
+func (h *handler) sessionPrincipal(ctx context.Context, sess session) (auth.Principal, bool) {
+	if !h.now().Before(sess.Expires) {
+		return auth.Principal{}, false
 	}
-	return p, sess, true
+	p, ok := h.d.Auth.Lookup(sess.TokenID)
+	if !ok || !p.CanRead() || !hmac.Equal(p.SessionBinding(h.d.SessionKey), sess.Binding) {
+		return auth.Principal{}, false
+	}
+	if h.d.Sessions != nil {
+		ended, err := h.d.Sessions.SessionEnded(ctx, sess.ID)
+		if err != nil {
+			h.log.Warn("check dashboard session", "err", err)
+			return auth.Principal{}, false
+		}
+		if ended {
+			return auth.Principal{}, false
+		}
+	}
+	return p, true
 }

@@ -55,6 +55,9 @@ type Deps struct {
 	Now         func() time.Time
 	// SessionKey signs session cookies; it persists in the data directory.
 	SessionKey []byte
+	// Sessions keeps signed-out sessions; without it (tests of pages
+	// alone) signing out ends the session in the browser only.
+	Sessions SessionStore
 	// OriginPatterns are extra hosts allowed to open the live websocket.
 	OriginPatterns []string
 }

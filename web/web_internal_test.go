@@ -15,7 +15,7 @@ import (
 func TestSessionCookie(t *testing.T) {
 	s := signer{key: []byte("0123456789abcdef0123456789abcdef")}
 	now := time.Unix(1_700_000_000, 0)
-	value, sess := s.encodeSession("tok_1", now.Add(time.Hour))
+	value, sess := s.encodeSession("tok_1", []byte("binding"), now.Add(time.Hour))
 	got, ok := s.decodeSession(value, now)
 	if !ok || got.TokenID != "tok_1" || got.raw != sess.raw {
 		t.Fatalf("decode = %+v, %v", got, ok)
@@ -35,7 +35,7 @@ func TestSessionCookie(t *testing.T) {
 	if !s.checkCSRF(sess, s.csrf(sess)) {
 		t.Error("own CSRF token refused")
 	}
-	_, sess2 := s.encodeSession("tok_1", now.Add(time.Hour))
+	_, sess2 := s.encodeSession("tok_1", []byte("binding"), now.Add(time.Hour))
 	if s.checkCSRF(sess, s.csrf(sess2)) {
 		t.Error("another session's CSRF token accepted")
 	}

@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -34,6 +35,25 @@ type Principal struct {
 	Scope   string
 	// Service is the one service an sdk token may act for.
 	Service string
+
+	// hash is the SHA-256 of the token's secret: it tells one secret from
+	// another under the same ID (the bootstrap admin token is always
+	// AdminTokenID, whatever its secret).
+	hash [32]byte
+}
+
+// SessionBinding returns a value tied to the exact token behind p, its ID
+// and its secret, keyed with key so that it reveals nothing of either. A
+// dashboard session keeps it from sign-in and compares it on every
+// request: when the token is revoked, or CONTROLPLANE_ADMIN_TOKEN is given
+// a new secret under the same ID, the session no longer matches.
+func (p Principal) SessionBinding(key []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("session-binding\x00"))
+	m.Write([]byte(p.TokenID))
+	m.Write([]byte{0})
+	m.Write(p.hash[:])
+	return m.Sum(nil)[:16]
 }
 
 // CanRead reports whether p may read everything (dashboard, API GETs).
@@ -118,7 +138,7 @@ func (a *Authenticator) Authenticate(secret string) (Principal, error) {
 	}
 	h := sha256.Sum256([]byte(secret))
 	if subtle.ConstantTimeCompare(h[:], a.adminHash[:]) == 1 {
-		return Principal{TokenID: AdminTokenID, Name: "admin", Scope: brownout.ScopeAdmin}, nil
+		return a.admin(), nil
 	}
 	a.mu.RLock()
 	t, ok := a.byHash[h]
@@ -128,7 +148,17 @@ func (a *Authenticator) Authenticate(secret string) (Principal, error) {
 	if !ok || subtle.ConstantTimeCompare(t.Hash, h[:]) != 1 {
 		return Principal{}, brownout.Errorf(brownout.EUNAUTHORIZED, "invalid or revoked token")
 	}
-	return Principal{TokenID: t.ID, Name: t.Name, Scope: t.Scope, Service: t.Service}, nil
+	return principal(t), nil
+}
+
+func (a *Authenticator) admin() Principal {
+	return Principal{TokenID: AdminTokenID, Name: "admin", Scope: brownout.ScopeAdmin, hash: a.adminHash}
+}
+
+func principal(t brownout.Token) Principal {
+	p := Principal{TokenID: t.ID, Name: t.Name, Scope: t.Scope, Service: t.Service}
+	copy(p.hash[:], t.Hash)
+	return p
 }
 
 // TokenRequest asks for a new token.
@@ -259,7 +289,7 @@ func (a *Authenticator) Active(id string) bool {
 // token's ID is AdminTokenID.
 func (a *Authenticator) Lookup(id string) (Principal, bool) {
 	if id == AdminTokenID {
-		return Principal{TokenID: AdminTokenID, Name: "admin", Scope: brownout.ScopeAdmin}, true
+		return a.admin(), true
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -267,6 +297,5 @@ func (a *Authenticator) Lookup(id string) (Principal, bool) {
 	if !ok {
 		return Principal{}, false
 	}
-	t := a.byHash[h]
-	return Principal{TokenID: t.ID, Name: t.Name, Scope: t.Scope, Service: t.Service}, true
+	return principal(a.byHash[h]), true
 }

@@ -137,6 +137,18 @@ func (s *Server) Restart(tb testing.TB) {
 	s.start(tb)
 }
 
+// RestartWith starts the stopped controller again on the same address and
+// data with opts applied to its configuration, as an operator restarting
+// it with other flags would (a rotated admin token, say).
+func (s *Server) RestartWith(tb testing.TB, opts ...Option) {
+	tb.Helper()
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	s.AdminToken = s.cfg.AdminToken
+	s.start(tb)
+}
+
 // Do sends a JSON request (body may be nil, a []byte or any value to
 // encode) with the token and returns the status and body.
 func (s *Server) Do(tb testing.TB, method, path, token string, body any) (int, []byte) {

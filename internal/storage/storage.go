@@ -100,6 +100,11 @@ type Store interface {
 	ActiveTokens(ctx context.Context) ([]brownout.Token, error)
 	RevokeToken(ctx context.Context, id string, at time.Time, a brownout.AuditEntry) (brownout.Token, error)
 
+	// EndSession records a dashboard session ended before expires (signed
+	// out), forgetting those expired by now; SessionEnded reports it.
+	EndSession(ctx context.Context, id string, expires, now time.Time) error
+	SessionEnded(ctx context.Context, id string) (bool, error)
+
 	AppendAudit(ctx context.Context, a brownout.AuditEntry) error
 	ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.AuditEntry], error)
 	ListLevelChanges(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.LevelChange], error)
