@@ -11,16 +11,17 @@ import (
 
 // Error codes. The HTTP layer maps each to one status in a single table.
 const (
-	EINVALID      = "invalid"      // 422: well-formed but values are not acceptable
-	EBADREQUEST   = "bad_request"  // 400: malformed input
-	ENOTFOUND     = "not_found"    // 404
-	ECONFLICT     = "conflict"     // 409
-	EUNAUTHORIZED = "unauthorized" // 401
-	EFORBIDDEN    = "forbidden"    // 403
-	ETOOLARGE     = "too_large"    // 413
-	ETHROTTLED    = "throttled"    // 429
-	EUNAVAILABLE  = "unavailable"  // 503
-	EINTERNAL     = "internal"     // 500: never caused by client input
+	EINVALID      = "invalid"                // 422: well-formed but values are not acceptable
+	EBADREQUEST   = "bad_request"            // 400: malformed input
+	ENOTFOUND     = "not_found"              // 404
+	ECONFLICT     = "conflict"               // 409
+	EUNAUTHORIZED = "unauthorized"           // 401
+	EFORBIDDEN    = "forbidden"              // 403
+	ETOOLARGE     = "too_large"              // 413
+	EMEDIATYPE    = "unsupported_media_type" // 415: a body that is not JSON
+	ETHROTTLED    = "throttled"              // 429
+	EUNAVAILABLE  = "unavailable"            // 503
+	EINTERNAL     = "internal"               // 500: never caused by client input
 )
 
 // Error is an error meant for the API's client: its Message is safe to show.

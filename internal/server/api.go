@@ -30,6 +30,10 @@ func (s *Server) postReports(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, brownout.Errorf(brownout.EFORBIDDEN, "a viewer token may not send reports"))
 		return
 	}
+	if err := checkContentType(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	reports, err := health.DecodeReports(r.Body)
 	if err != nil {
 		s.metrics.ReportsRejected.WithLabelValues("http", brownout.ErrorCode(err)).Inc()
@@ -270,6 +274,22 @@ func (s *Server) listOverrides(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, list[brownout.Override]{Items: page, NextCursor: next})
+}
+
+// getOverride answers the Location of a created override: the override
+// as stored, active, cleared or expired.
+func (s *Server) getOverride(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if len(id) == 0 || len(id) > 64 {
+		writeError(w, r, brownout.FieldErrorf(brownout.EBADREQUEST, "id", "is not an override id"))
+		return
+	}
+	o, err := s.history.GetOverride(r.Context(), id)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, o)
 }
 
 func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
@@ -582,6 +602,15 @@ func (s *Server) historySamples(w http.ResponseWriter, r *http.Request) {
 	}
 	if pts == nil {
 		pts = []brownout.SamplePoint{}
+	}
+	// Stores align buckets to multiples of step since the epoch, so the
+	// first may begin before from (in 1970 for a step longer than the time
+	// since then). It holds only samples from from on, and is dated so:
+	// every point lies inside [from, to].
+	for i := range pts {
+		if pts[i].At.Before(from) {
+			pts[i].At = from.UTC()
+		}
 	}
 	writeJSON(w, http.StatusOK, samplesResponse{Service: svc, From: from, To: to, Step: step.String(), Items: pts})
 }

@@ -74,7 +74,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"thresholds not monotonic", "PUT", "/api/v1/thresholds", strings.Replace(validThresholds, `"enter":80,"exit":70`, `"enter":65,"exit":55`, 1), 422, "levels[1].cpu"},
 		{"thresholds bad cooldown", "PUT", "/api/v1/thresholds", strings.Replace(validThresholds, `"60s"`, `"soon"`, 1), 400, "duration"},
 		{"thresholds unknown field", "PUT", "/api/v1/services/checkout/thresholds", strings.Replace(validThresholds, `"cooldown"`, `"cooldwn"`, 1), 400, "cooldwn"},
-		{"thresholds wrong content type", "PUT", "/api/v1/thresholds", validThresholds, 400, "Content-Type"},
+		{"thresholds wrong content type", "PUT", "/api/v1/thresholds", validThresholds, 415, "Content-Type"},
 		{"service thresholds bad name", "PUT", "/api/v1/services/BAD/thresholds", validThresholds, 400, "service"},
 		{"flags missing level", "PUT", "/api/v1/flags", `{"levels":[{"level":0,"flags":{"a":true}}]}`, 422, "level 1 is missing"},
 		{"flags bad name", "PUT", "/api/v1/services/checkout/flags", `{"levels":[{"level":0,"flags":{"Not OK":true}}]}`, 422, "levels[0].flags"},

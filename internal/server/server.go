@@ -27,6 +27,8 @@ type HistoryStore interface {
 	ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.AuditEntry], error)
 	ListLevelChanges(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.LevelChange], error)
 	QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error)
+	// GetOverride returns an override, active or not; ENOTFOUND when unknown.
+	GetOverride(ctx context.Context, id string) (brownout.Override, error)
 	Ping(ctx context.Context) error
 }
 
@@ -230,6 +232,7 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 
 		r.With(s.require(isAdmin)).Post("/overrides", s.postOverride)
 		r.With(s.require(canRead)).Get("/overrides", s.listOverrides)
+		r.With(s.require(canRead)).Get("/overrides/{id}", s.getOverride)
 		r.With(s.require(isAdmin)).Delete("/overrides/{id}", s.deleteOverride)
 		r.With(s.require(canRead)).Get("/emergency", s.getEmergency)
 		r.With(s.require(isAdmin)).Post("/emergency", s.postEmergency)

@@ -54,6 +54,7 @@ type controller struct {
 	addr    string
 	dataDir string
 	args    []string
+	env     []string // added to the environment, after the admin token
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	logMu   *sync.Mutex
@@ -93,7 +94,7 @@ func (c *controller) restart() {
 	c.t.Helper()
 	args := append([]string{"serve", "--addr", c.addr, "--data", c.dataDir, "--log-level", "info"}, c.args...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "CONTROLPLANE_ADMIN_TOKEN="+adminToken)
+	cmd.Env = append(append(os.Environ(), "CONTROLPLANE_ADMIN_TOKEN="+adminToken), c.env...)
 	w := lockedWriter{mu: c.logMu, w: c.log}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
