@@ -54,7 +54,6 @@ type controller struct {
 	addr    string
 	dataDir string
 	args    []string
-	env     []string // added to the environment, after the admin token
 	cmd     *exec.Cmd
 	log     *bytes.Buffer
 	logMu   *sync.Mutex
@@ -94,7 +93,7 @@ func (c *controller) restart() {
 	c.t.Helper()
 	args := append([]string{"serve", "--addr", c.addr, "--data", c.dataDir, "--log-level", "info"}, c.args...)
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(append(os.Environ(), "CONTROLPLANE_ADMIN_TOKEN="+adminToken), c.env...)
+	cmd.Env = append(os.Environ(), "CONTROLPLANE_ADMIN_TOKEN="+adminToken)
 	w := lockedWriter{mu: c.logMu, w: c.log}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
