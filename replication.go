@@ -30,10 +30,10 @@ const (
 // in PostgreSQL) announces it to every replica, the committing one
 // included. It names what changed; the receiver reads the committed state.
 type Change struct {
-	Kind    string    `json:"kind"`
-	Service string    `json:"service,omitempty"`
-	Version uint64    `json:"version,omitempty"`
-	ID      string    `json:"id,omitempty"`
+	Kind    string `json:"kind"`
+	Service string `json:"service,omitempty"`
+	Version uint64 `json:"version,omitempty"`
+	ID      string `json:"id,omitempty"`
 	// Replica is the replica that committed the change, when known.
 	Replica string `json:"replica,omitempty"`
 	// At is when the change was committed, by the committing side's
