@@ -11,6 +11,7 @@
 //	brownout-load storm   --bin bin/controlplane --subs 10000
 //	brownout-load soak    --bin bin/controlplane --subs 1000 --reports 1000 --soak-for 30m
 //	brownout-load all     --bin bin/controlplane --json results.json
+//	brownout-load flash   --bin bin/controlplane --bench-md BENCHMARKS.md
 //	brownout-load baseline-server --addr 127.0.0.1:0
 //
 // With --bin the tool starts (and always stops) a fresh controller with a
@@ -41,7 +42,7 @@ func main() {
 	}
 }
 
-const usage = `Usage: brownout-load <prop|ingest|storm|soak|all|baseline-server> [flags]
+const usage = `Usage: brownout-load <prop|ingest|storm|soak|all|flash|baseline-server|shop-server> [flags]
 
   prop             propagation p50/p99/max over --changes overrides, against the
                    bare broadcaster floor; RSS and goroutines per idle subscriber
@@ -52,7 +53,12 @@ const usage = `Usage: brownout-load <prop|ingest|storm|soak|all|baseline-server>
   soak             --soak-for at --reports/s with the first --subs count, sampling RSS
                    and goroutines every --soak-every; flat or not, and controller ERRORs
   all              prop, ingest and storm in sequence
+  flash            examples/shop through a flash crowd (steady, --factor× for --burst,
+                   steady) with an open-loop generator: without a controller, with
+                   Brownout, with Brownout and Shed, and pinned at ESSENTIAL; writes
+                   SVG plots (--svg) and a BENCHMARKS.md section (--bench-md)
   baseline-server  the bare websocket broadcaster (started by prop itself)
+  shop-server      examples/shop behind the SDK (started by flash itself)
 
 Run "brownout-load <mode> -h" for the flags.
 `
@@ -66,8 +72,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	mode, rest := args[0], args[1:]
-	if mode == "baseline-server" {
+	switch mode {
+	case "baseline-server":
 		return baselineServerCmd(rest)
+	case "shop-server":
+		return shopServerCmd(rest)
+	case "flash":
+		return runFlashCmd(rest, stdout, stderr)
 	}
 	o, err := parseOptions(mode, rest, stderr)
 	if err != nil {

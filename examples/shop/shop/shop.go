@@ -68,9 +68,43 @@ type Page struct {
 
 var categories = []string{"books", "garden", "kitchen", "music", "outdoor", "toys", "tools", "games"}
 
+// Optional-content headers: every product page and every answer of the
+// optional routes says how many optional parts it could have carried and
+// how many it did, so that a load generator can measure the share of
+// optional content served (the Brownout paper's utility) without parsing
+// bodies.
+const (
+	HeaderOptionalOffered = "X-Optional-Offered"
+	HeaderOptionalServed  = "X-Optional-Served"
+)
+
+// An Option adjusts the shop at New.
+type Option func(*Shop)
+
+// WithoutShed keeps the optional routes answering at every level (their
+// content still follows the flags) instead of shedding them with 503 from
+// ESSENTIAL on: the shape of a service that gates features but does not
+// shed.
+func WithoutShed() Option { return func(s *Shop) { s.noShed = true } }
+
+// WithShedFrom sheds the optional routes from level l on (default
+// ESSENTIAL).
+func WithShedFrom(l sdk.Level) Option { return func(s *Shop) { s.shedFrom = l } }
+
+// WithWork repeats each optional feature's computation n times (default 1,
+// at most 100), so that an experiment can make optional content dominate
+// the cost of a page the way it does in real shops without raising request
+// rates to where the load generator competes for the CPU.
+func WithWork(n int) Option {
+	return func(s *Shop) { s.work = min(max(n, 1), 100) }
+}
+
 // Shop holds the catalogue and the in-memory feature state.
 type Shop struct {
 	client   *sdk.Client
+	noShed   bool
+	shedFrom sdk.Level
+	work     int
 	products []Product
 	vectors  [][]float64
 	ledger   [][]int32 // per product: stock movements
@@ -84,13 +118,23 @@ type Shop struct {
 
 // New returns the shop's HTTP handler, counting requests and 5xx for the
 // client's reports.
-func New(client *sdk.Client) http.Handler {
+func New(client *sdk.Client, opts ...Option) http.Handler {
 	s := newShop(client, 1)
+	s.shedFrom, s.work = sdk.LevelEssential, 1
+	for _, o := range opts {
+		o(s)
+	}
+	optional := func(h http.HandlerFunc) http.Handler {
+		if s.noShed {
+			return h
+		}
+		return client.Shed(s.shedFrom, h)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.HandleFunc("GET /products/{id}", s.product)
-	mux.Handle("GET /api/recommendations/{id}", client.Shed(sdk.LevelEssential, http.HandlerFunc(s.recommendations)))
-	mux.HandleFunc("GET /api/analytics", s.analytics)
+	mux.Handle("GET /api/recommendations/{id}", optional(s.recommendations))
+	mux.Handle("GET /api/analytics", optional(s.analytics))
 	mux.HandleFunc("POST /checkout/{id}", s.checkout)
 	mux.HandleFunc("GET /status", s.status)
 	return client.Middleware(mux)
@@ -142,16 +186,24 @@ func (s *Shop) product(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := Page{Product: p, Level: s.client.Level().String()}
+	served := 0
 	page.Stock, page.StockRealTime = s.stock(p.ID)
+	if page.StockRealTime {
+		served++
+	}
 	if s.client.Enabled(FlagRecommendations) {
 		page.Recommendations = s.recommend(p.ID, 5)
+		served++
 	}
 	if s.client.Enabled(FlagPersonalization) {
 		page.ForYou = s.personalize(r.Header.Get("X-User"))
+		served++
 	}
 	if s.client.Enabled(FlagAnalytics) {
 		s.record(p)
+		served++
 	}
+	optionalHeaders(w, 4, served)
 	writeJSON(w, page)
 }
 
@@ -161,17 +213,22 @@ func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.client.Enabled(FlagRecommendations) {
+		optionalHeaders(w, 1, 0)
 		writeJSON(w, []Product{})
 		return
 	}
-	writeJSON(w, s.recommend(p.ID, 10))
+	recs := s.recommend(p.ID, 10)
+	optionalHeaders(w, 1, 1)
+	writeJSON(w, recs)
 }
 
 func (s *Shop) analytics(w http.ResponseWriter, r *http.Request) {
 	if !s.client.Enabled(FlagAnalytics) {
+		optionalHeaders(w, 1, 0)
 		http.Error(w, "analytics are off at this level", http.StatusNotFound)
 		return
 	}
+	optionalHeaders(w, 1, 1)
 	s.mu.Lock()
 	views := make(map[string]int, len(s.events))
 	for k, v := range s.events {
@@ -208,6 +265,14 @@ func (s *Shop) stock(id int) (int, bool) {
 	// Replaying the ledger of the product's whole category stands for the
 	// round trips a real inventory service would make.
 	total := 0
+	for range s.work {
+		total = s.replay(id)
+	}
+	return total, true
+}
+
+func (s *Shop) replay(id int) int {
+	total := 0
 	for i, p := range s.products {
 		if p.Category != s.products[id].Category {
 			continue
@@ -220,11 +285,19 @@ func (s *Shop) stock(id int) (int, bool) {
 			total = max(sum, 0)
 		}
 	}
-	return total, true
+	return total
 }
 
 // recommend scans the whole catalogue for the n products most similar to id.
 func (s *Shop) recommend(id, n int) []Product {
+	var out []Product
+	for range s.work {
+		out = s.recommendOnce(id, n)
+	}
+	return out
+}
+
+func (s *Shop) recommendOnce(id, n int) []Product {
 	type scored struct {
 		id    int
 		score float64
@@ -263,7 +336,7 @@ func (s *Shop) recommend(id, n int) []Product {
 // hashing, standing for a model evaluation.
 func (s *Shop) personalize(user string) []string {
 	sum := sha256.Sum256([]byte(user))
-	for range hashRounds {
+	for range hashRounds * s.work {
 		sum = sha256.Sum256(sum[:])
 	}
 	ranked := slices.Clone(categories)
@@ -276,16 +349,32 @@ func (s *Shop) personalize(user string) []string {
 // as an analytics pipeline would on every event.
 func (s *Shop) record(p Product) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.events[p.Category]++
 	if len(s.recent) == analyticsSize {
 		copy(s.recent, s.recent[1:])
 		s.recent = s.recent[:analyticsSize-1]
 	}
 	s.recent = append(s.recent, p.Price)
-	sorted := slices.Clone(s.recent)
-	slices.Sort(sorted)
-	s.p95 = sorted[len(sorted)*95/100]
+	recent := slices.Clone(s.recent)
+	s.mu.Unlock()
+	// The percentile is computed outside the lock, so that analytics cost
+	// CPU rather than a queue behind one mutex.
+	var p95 float64
+	for range s.work {
+		sorted := slices.Clone(recent)
+		slices.Sort(sorted)
+		p95 = sorted[len(sorted)*95/100]
+	}
+	s.mu.Lock()
+	s.p95 = p95
+	s.mu.Unlock()
+}
+
+// optionalHeaders says how many optional parts an answer could have
+// carried and how many it did; a shed answer (503) carries none.
+func optionalHeaders(w http.ResponseWriter, offered, served int) {
+	w.Header().Set(HeaderOptionalOffered, strconv.Itoa(offered))
+	w.Header().Set(HeaderOptionalServed, strconv.Itoa(served))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
