@@ -39,14 +39,28 @@ func TestFlashShort(t *testing.T) {
 		c.Controller.Window = time.Second
 		c.Controller.EvalInterval = 100 * time.Millisecond
 	}))
+	// CI runs this under the race detector next to other packages' tests,
+	// so the shop's CPU share is anyone's guess: thresholds that any work
+	// crosses make the degradation itself certain, while the steady load
+	// stays light (--busy 0.1) so that the run without a controller is not
+	// overloaded by its neighbours alone.
+	a := newAPI(srv.URL, srv.AdminToken)
+	th := map[string]any{"cooldown": "1s", "levels": []map[string]any{
+		{"level": 1, "cpu": map[string]float64{"enter": 1, "exit": 0.5}, "memory": map[string]float64{"enter": 97, "exit": 96}, "error_rate": map[string]float64{"enter": 0.9, "exit": 0.8}},
+		{"level": 2, "cpu": map[string]float64{"enter": 1.5, "exit": 1}, "memory": map[string]float64{"enter": 98, "exit": 97}, "error_rate": map[string]float64{"enter": 0.95, "exit": 0.9}},
+		{"level": 3, "cpu": map[string]float64{"enter": 99, "exit": 98}, "memory": map[string]float64{"enter": 99, "exit": 98}, "error_rate": map[string]float64{"enter": 0.99, "exit": 0.98}},
+	}}
+	if _, err := a.do(context.Background(), "PUT", "/api/v1/thresholds", th, nil); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	md := filepath.Join(dir, "BENCH.md")
 	if err := os.WriteFile(md, []byte("# Numbers\n\nbefore\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c, err := parseFlash([]string{"--url", srv.URL, "--token", srv.AdminToken,
-		"--calibrate", "1s", "--warmup", "300ms", "--steady", "1s", "--burst", "3s", "--after", "2s",
-		"--report-every", "200ms", "--timeout", "1s", "--svg", dir, "--bench-md", md, "--json", filepath.Join(dir, "r.json")}, io.Discard)
+		"--calibrate", "1s", "--busy", "0.1", "--warmup", "200ms", "--steady", "1s", "--burst", "2s", "--after", "1s",
+		"--report-every", "200ms", "--timeout", "2s", "--svg", dir, "--bench-md", md, "--json", filepath.Join(dir, "r.json")}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +90,8 @@ func TestFlashShort(t *testing.T) {
 		if r.Essential == 0 || r.Optional == 0 {
 			t.Errorf("%s: %d essential, %d optional requests", r.Kind, r.Essential, r.Optional)
 		}
-		if len(r.Seconds) != 6 {
-			t.Errorf("%s: %d seconds in the series, want 6", r.Kind, len(r.Seconds))
+		if len(r.Seconds) != 4 {
+			t.Errorf("%s: %d seconds in the series, want 4", r.Kind, len(r.Seconds))
 		}
 		if r.P50Ms <= 0 || r.P99Ms < r.P95Ms || r.P95Ms < r.P50Ms || r.MaxMs < r.P99Ms {
 			t.Errorf("%s: implausible latencies %+v", r.Kind, r)
@@ -88,22 +102,29 @@ func TestFlashShort(t *testing.T) {
 	}
 	// Without a controller every optional part is attempted; pinned at
 	// ESSENTIAL none is served and the optional route is shed.
-	if r := byKind[runNone]; r.MaxLevel != 0 || r.UtilityPct < 50 {
+	if r := byKind[runNone]; r.MaxLevel != 0 || r.UtilityPct <= 0 {
 		t.Errorf("no controller: max level %d, utility %.1f %%", r.MaxLevel, r.UtilityPct)
 	}
 	if r := byKind[runEssential]; r.UtilityPct != 0 || r.OptionalShed != r.Optional || r.Levels[0].Level != 2 {
 		t.Errorf("pinned at ESSENTIAL: utility %.1f %%, %d of %d optional shed, levels %v", r.UtilityPct, r.OptionalShed, r.Optional, r.Levels)
 	}
-	// With Brownout the burst degrades the shop, which serves less optional
-	// content than with everything on but more than the floor.
+	// With Brownout the shop's reports reach the controller, whose level
+	// reaches the shop, which then serves less optional content; the
+	// controller's own record of the change comes back too.
 	for _, k := range []string{runBrownout, runShed} {
 		r := byKind[k]
-		if r.MaxLevel < 1 || r.DegradeS < 0 {
-			t.Errorf("%s: never degraded (levels %v)", k, r.Levels)
+		if r.MaxLevel < 1 || len(r.ControllerLog) == 0 {
+			t.Errorf("%s: never degraded (levels %v, controller %v)", k, r.Levels, r.ControllerLog)
 		}
-		if r.UtilityPct <= 0 {
-			t.Errorf("%s: utility %.1f %%, want more than the floor's 0", k, r.UtilityPct)
+		if r.UtilityPct >= byKind[runNone].UtilityPct {
+			t.Errorf("%s: utility %.1f %%, no controller %.1f %%", k, r.UtilityPct, byKind[runNone].UtilityPct)
 		}
+	}
+	if r := byKind[runShed]; r.OptionalShed == 0 {
+		t.Errorf("shed: no optional request shed at ESSENTIAL")
+	}
+	if r := byKind[runBrownout]; r.OptionalShed != 0 {
+		t.Errorf("brownout (no Shed): %d optional requests shed", r.OptionalShed)
 	}
 	if res.SLOMs <= 0 {
 		t.Errorf("SLO %.1f ms", res.SLOMs)
