@@ -56,16 +56,39 @@ type Token struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
-// AuditEntry records one operator action.
+// AuditEntry records one operator action. Actor is the acting token's
+// name and ActorID its ID: names are free text, IDs tell tokens apart.
 type AuditEntry struct {
-	ID     int64           `json:"-"`
-	At     time.Time       `json:"at"`
-	Actor  string          `json:"actor"`
-	Action string          `json:"action"`
-	Target string          `json:"target"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
+	ID      int64           `json:"-"`
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor"`
+	ActorID string          `json:"actor_id"`
+	Action  string          `json:"action"`
+	Target  string          `json:"target"`
+	Before  json.RawMessage `json:"before"`
+	After   json.RawMessage `json:"after"`
 }
+
+// Actor is who acts: the token's ID and its name.
+type Actor struct {
+	ID   string
+	Name string
+}
+
+// ActorLabel shows an audit entry's actor as people read it: the name,
+// and the token ID when it says more than the name ("alice (tok_1f…)").
+func (a AuditEntry) ActorLabel() string {
+	if a.ActorID == "" || a.ActorID == a.Actor {
+		return a.Actor
+	}
+	return a.Actor + " (" + a.ActorID + ")"
+}
+
+// SystemActor is the ID and name of the controller itself as an actor
+// (override expiry, for one). It, and the bootstrap admin token's name
+// "admin", are refused as names of new tokens, so that no token can pass
+// for either in the audit log.
+const SystemActor = "system"
 
 // Level change kinds.
 const (

@@ -116,7 +116,7 @@ func (h *handler) auditPage(w http.ResponseWriter, r *http.Request, rc reqCtx) {
 			m.Error, status = brownout.ErrorMessage(err), http.StatusBadRequest
 		}
 		for _, e := range page.Items {
-			m.Entries = append(m.Entries, audit.Entry{At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target, Before: prettyJSON(e.Before), After: prettyJSON(e.After)})
+			m.Entries = append(m.Entries, audit.Entry{At: e.At, Actor: e.ActorLabel(), Action: e.Action, Target: e.Target, Before: prettyJSON(e.Before), After: prettyJSON(e.After)})
 		}
 		m.FirstURL, m.NextURL = pageURLs("/audit", q, page.NextCursor)
 	}

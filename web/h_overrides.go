@@ -32,7 +32,7 @@ func (h *handler) createOverride(w http.ResponseWriter, r *http.Request, rc reqC
 		req.Level = &l
 	}
 	backTo := safeNext(f.Get("back"))
-	_, err := h.d.Controller.CreateOverride(r.Context(), req, rc.P.Name, false)
+	_, err := h.d.Controller.CreateOverride(r.Context(), req, rc.P.Actor(), false)
 	var be *brownout.Error
 	if errors.As(err, &be) {
 		if strings.HasPrefix(backTo, "/services/") && svc != brownout.GlobalScope {
@@ -52,7 +52,7 @@ func (h *handler) createOverride(w http.ResponseWriter, r *http.Request, rc reqC
 }
 
 func (h *handler) clearOverride(w http.ResponseWriter, r *http.Request, rc reqCtx) {
-	if _, err := h.d.Controller.ClearOverride(r.Context(), r.PathValue("id"), rc.P.Name); err != nil {
+	if _, err := h.d.Controller.ClearOverride(r.Context(), r.PathValue("id"), rc.P.Actor()); err != nil {
 		h.fail(w, r, rc, err)
 		return
 	}
@@ -65,7 +65,7 @@ func (h *handler) startEmergency(w http.ResponseWriter, r *http.Request, rc reqC
 		h.errorPage(w, r, rc, http.StatusUnprocessableEntity, "Not confirmed", "Emergency mode was not forced: tick the confirmation box to force every service to MAINTENANCE.")
 		return
 	}
-	if _, err := h.d.Controller.Emergency(r.Context(), f.Get("reason"), strings.TrimSpace(f.Get("ttl")), rc.P.Name); err != nil {
+	if _, err := h.d.Controller.Emergency(r.Context(), f.Get("reason"), strings.TrimSpace(f.Get("ttl")), rc.P.Actor()); err != nil {
 		h.fail(w, r, rc, err)
 		return
 	}
@@ -73,7 +73,7 @@ func (h *handler) startEmergency(w http.ResponseWriter, r *http.Request, rc reqC
 }
 
 func (h *handler) endEmergency(w http.ResponseWriter, r *http.Request, rc reqCtx) {
-	if _, err := h.d.Controller.EndEmergency(r.Context(), rc.P.Name); err != nil && brownout.ErrorCode(err) != brownout.ENOTFOUND {
+	if _, err := h.d.Controller.EndEmergency(r.Context(), rc.P.Actor()); err != nil && brownout.ErrorCode(err) != brownout.ENOTFOUND {
 		h.fail(w, r, rc, err)
 		return
 	}

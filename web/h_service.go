@@ -152,7 +152,7 @@ func (h *handler) saveThresholds(w http.ResponseWriter, r *http.Request, rc reqC
 	}
 	t, form, err := parseThresholds(r.PostForm.Get)
 	if err == nil {
-		err = h.d.Controller.SetServiceThresholds(r.Context(), name, t, rc.P.Name)
+		err = h.d.Controller.SetServiceThresholds(r.Context(), name, t, rc.P.Actor())
 	}
 	var be *brownout.Error
 	if errors.As(err, &be) {
@@ -172,7 +172,7 @@ func (h *handler) resetThresholds(w http.ResponseWriter, r *http.Request, rc req
 	if !ok {
 		return
 	}
-	if err := h.d.Controller.DeleteServiceThresholds(r.Context(), name, rc.P.Name); err != nil && brownout.ErrorCode(err) != brownout.ENOTFOUND {
+	if err := h.d.Controller.DeleteServiceThresholds(r.Context(), name, rc.P.Actor()); err != nil && brownout.ErrorCode(err) != brownout.ENOTFOUND {
 		h.fail(w, r, rc, err)
 		return
 	}
@@ -237,12 +237,12 @@ func (h *handler) saveFlags(w http.ResponseWriter, r *http.Request, rc reqCtx) {
 	var err error
 	if len(set.Levels) == 0 {
 		// Nothing differs from the global defaults: follow them.
-		err = h.d.Controller.DeleteServiceFlags(r.Context(), name, rc.P.Name)
+		err = h.d.Controller.DeleteServiceFlags(r.Context(), name, rc.P.Actor())
 		if brownout.ErrorCode(err) == brownout.ENOTFOUND {
 			err = nil
 		}
 	} else {
-		err = h.d.Controller.SetServiceFlags(r.Context(), name, set, rc.P.Name)
+		err = h.d.Controller.SetServiceFlags(r.Context(), name, set, rc.P.Actor())
 	}
 	var be *brownout.Error
 	if errors.As(err, &be) {
@@ -261,7 +261,7 @@ func (h *handler) resetFlags(w http.ResponseWriter, r *http.Request, rc reqCtx) 
 	if !ok {
 		return
 	}
-	if err := h.d.Controller.DeleteServiceFlags(r.Context(), name, rc.P.Name); err != nil && brownout.ErrorCode(err) != brownout.ENOTFOUND {
+	if err := h.d.Controller.DeleteServiceFlags(r.Context(), name, rc.P.Actor()); err != nil && brownout.ErrorCode(err) != brownout.ENOTFOUND {
 		h.fail(w, r, rc, err)
 		return
 	}

@@ -35,7 +35,7 @@ func (h *handler) createToken(w http.ResponseWriter, r *http.Request, rc reqCtx)
 	if req.Scope != brownout.ScopeSDK {
 		req.Service = "" // the field is only for sdk tokens; ignore leftovers
 	}
-	t, secret, err := h.d.Auth.Create(r.Context(), req, rc.P.Name)
+	t, secret, err := h.d.Auth.Create(r.Context(), req, rc.P.Actor())
 	var be *brownout.Error
 	if errors.As(err, &be) {
 		h.renderTokens(w, r, rc, tokens.Model{Form: tokens.Form{Name: req.Name, Scope: req.Scope, Service: req.Service, Error: be.Message, Field: be.Field}}, http.StatusUnprocessableEntity)
@@ -52,7 +52,7 @@ func (h *handler) createToken(w http.ResponseWriter, r *http.Request, rc reqCtx)
 
 func (h *handler) revokeToken(w http.ResponseWriter, r *http.Request, rc reqCtx) {
 	id := r.PathValue("id")
-	if _, err := h.d.Auth.Revoke(r.Context(), id, rc.P.Name); err != nil {
+	if _, err := h.d.Auth.Revoke(r.Context(), id, rc.P.Actor()); err != nil {
 		h.fail(w, r, rc, err)
 		return
 	}

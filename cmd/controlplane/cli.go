@@ -781,7 +781,7 @@ func (c *cli) historyAudit(args []string) error {
 Lists operator actions, newest first: who did what to which target. Use
 --json to see each entry's before and after.`)
 	lf := addListFlags(cmd)
-	actor := cmd.String("actor", "", "only actions by this actor (a token's name)")
+	actor := cmd.String("actor", "", "only actions by this actor (a token's name or id)")
 	if _, err := cmd.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -808,7 +808,7 @@ Lists operator actions, newest first: who did what to which target. Use
 	tw := c.table()
 	fmt.Fprintln(tw, "AT\tACTOR\tACTION\tTARGET")
 	for _, a := range page.Items {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fmtTime(a.At), a.Actor, a.Action, a.Target)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", fmtTime(a.At), a.ActorLabel(), a.Action, a.Target)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -61,6 +61,9 @@ func (p Principal) CanRead() bool {
 	return p.Scope == brownout.ScopeAdmin || p.Scope == brownout.ScopeViewer
 }
 
+// Actor is p as the audit log records it.
+func (p Principal) Actor() brownout.Actor { return brownout.Actor{ID: p.TokenID, Name: p.Name} }
+
 // IsAdmin reports whether p may change things.
 func (p Principal) IsAdmin() bool { return p.Scope == brownout.ScopeAdmin }
 
@@ -71,6 +74,9 @@ func (p Principal) CanActFor(service string) bool {
 
 // AdminTokenID is the ID of the bootstrap admin token.
 const AdminTokenID = "admin"
+
+// adminName is the bootstrap admin token's name.
+const adminName = "admin"
 
 // Limits.
 const (
@@ -152,7 +158,7 @@ func (a *Authenticator) Authenticate(secret string) (Principal, error) {
 }
 
 func (a *Authenticator) admin() Principal {
-	return Principal{TokenID: AdminTokenID, Name: "admin", Scope: brownout.ScopeAdmin, hash: a.adminHash}
+	return Principal{TokenID: AdminTokenID, Name: adminName, Scope: brownout.ScopeAdmin, hash: a.adminHash}
 }
 
 func principal(t brownout.Token) Principal {
@@ -189,6 +195,9 @@ func (r TokenRequest) Validate() error {
 	if name == "" {
 		return brownout.FieldErrorf(brownout.EINVALID, "name", "is required")
 	}
+	if strings.EqualFold(name, brownout.SystemActor) || strings.EqualFold(name, adminName) {
+		return brownout.FieldErrorf(brownout.EINVALID, "name", "%q is reserved: %q and %q are the controller's own actors in the audit log; choose a name that says who uses the token", name, brownout.SystemActor, adminName)
+	}
 	if len(name) > MaxTokenNameLen {
 		return brownout.FieldErrorf(brownout.EINVALID, "name", "must be at most %d bytes", MaxTokenNameLen)
 	}
@@ -202,7 +211,7 @@ func (r TokenRequest) Validate() error {
 
 // Create issues a token and returns it with its secret, which is never
 // available again.
-func (a *Authenticator) Create(ctx context.Context, req TokenRequest, actor string) (brownout.Token, string, error) {
+func (a *Authenticator) Create(ctx context.Context, req TokenRequest, actor brownout.Actor) (brownout.Token, string, error) {
 	if err := req.Validate(); err != nil {
 		return brownout.Token{}, "", err
 	}
@@ -222,7 +231,7 @@ func (a *Authenticator) Create(ctx context.Context, req TokenRequest, actor stri
 	_, _ = rand.Read(idb[:])
 	t := brownout.Token{
 		ID: "tok_" + hex.EncodeToString(idb[:]), Name: strings.TrimSpace(req.Name), Scope: req.Scope, Service: req.Service,
-		Hash: h[:], CreatedAt: a.now().UTC(), CreatedBy: actor,
+		Hash: h[:], CreatedAt: a.now().UTC(), CreatedBy: actor.Name,
 	}
 	if err := a.store.CreateToken(ctx, t, audit(t.CreatedAt, actor, "token.create", "token:"+t.ID, nil, t)); err != nil {
 		return brownout.Token{}, "", fmt.Errorf("store token: %w", err)
@@ -243,7 +252,7 @@ func (a *Authenticator) List(ctx context.Context) ([]brownout.Token, error) {
 // Revoke returns: the token is gone from Active and Lookup before Revoke
 // returns, so a connection registered after the close checks Active once
 // registered and ends itself (see Active).
-func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.Token, error) {
+func (a *Authenticator) Revoke(ctx context.Context, id string, actor brownout.Actor) (brownout.Token, error) {
 	if id == AdminTokenID {
 		return brownout.Token{}, brownout.Errorf(brownout.ECONFLICT, "the bootstrap admin token is set by configuration (CONTROLPLANE_ADMIN_TOKEN or the admin.token file) and cannot be revoked through the API")
 	}
@@ -272,8 +281,8 @@ func (a *Authenticator) Revoke(ctx context.Context, id, actor string) (brownout.
 	return t, nil
 }
 
-func audit(at time.Time, actor, action, target string, before, after any) brownout.AuditEntry {
-	return brownout.AuditEntry{At: at, Actor: actor, Action: action, Target: target, Before: mustJSON(before), After: mustJSON(after)}
+func audit(at time.Time, actor brownout.Actor, action, target string, before, after any) brownout.AuditEntry {
+	return brownout.AuditEntry{At: at, Actor: actor.Name, ActorID: actor.ID, Action: action, Target: target, Before: mustJSON(before), After: mustJSON(after)}
 }
 
 // Active reports whether the token with this ID may still be used. A

@@ -12,6 +12,7 @@ import (
 
 func TestCreateLookupRevokeAndReload(t *testing.T) {
 	ctx := context.Background()
+	admin := brownout.Actor{ID: auth.AdminTokenID, Name: "admin"}
 	path := filepath.Join(t.TempDir(), "a.db")
 	db, err := sqlite.Open(ctx, path, nil)
 	if err != nil {
@@ -25,11 +26,11 @@ func TestCreateLookupRevokeAndReload(t *testing.T) {
 	if p, err := a.Authenticate("bo_admin"); err != nil || !p.IsAdmin() {
 		t.Fatalf("admin: %+v %v", p, err)
 	}
-	keep, keepSecret, err := a.Create(ctx, auth.TokenRequest{Scope: brownout.ScopeViewer, Name: "keep"}, "admin")
+	keep, keepSecret, err := a.Create(ctx, auth.TokenRequest{Scope: brownout.ScopeViewer, Name: "keep"}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone, goneSecret, err := a.Create(ctx, auth.TokenRequest{Scope: brownout.ScopeSDK, Service: "cart", Name: "gone"}, "admin")
+	gone, goneSecret, err := a.Create(ctx, auth.TokenRequest{Scope: brownout.ScopeSDK, Service: "cart", Name: "gone"}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestCreateLookupRevokeAndReload(t *testing.T) {
 	if p, ok := a.Lookup(gone.ID); !ok || p.Name != "gone" {
 		t.Fatalf("lookup before revoke: %+v %v", p, ok)
 	}
-	if _, err := a.Revoke(ctx, gone.ID, "admin"); err != nil {
+	if _, err := a.Revoke(ctx, gone.ID, admin); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Authenticate(goneSecret); brownout.ErrorCode(err) != brownout.EUNAUTHORIZED {
@@ -48,10 +49,10 @@ func TestCreateLookupRevokeAndReload(t *testing.T) {
 	if _, ok := a.Lookup(gone.ID); ok {
 		t.Fatal("revoked token still found by id")
 	}
-	if _, err := a.Revoke(ctx, gone.ID, "admin"); brownout.ErrorCode(err) != brownout.ECONFLICT {
+	if _, err := a.Revoke(ctx, gone.ID, admin); brownout.ErrorCode(err) != brownout.ECONFLICT {
 		t.Fatalf("second revoke: %v", err)
 	}
-	if _, err := a.Revoke(ctx, auth.AdminTokenID, "admin"); brownout.ErrorCode(err) != brownout.ECONFLICT {
+	if _, err := a.Revoke(ctx, auth.AdminTokenID, admin); brownout.ErrorCode(err) != brownout.ECONFLICT {
 		t.Fatalf("revoking the bootstrap token: %v", err)
 	}
 	// A new authenticator over the same store knows the survivor only.

@@ -19,10 +19,10 @@ const (
 	MinOverrideTTL = time.Second
 )
 
-func audit(at time.Time, actor, action, target string, before, after any) brownout.AuditEntry {
+func audit(at time.Time, actor brownout.Actor, action, target string, before, after any) brownout.AuditEntry {
 	b, _ := json.Marshal(before)
 	a, _ := json.Marshal(after)
-	return brownout.AuditEntry{At: at, Actor: actor, Action: action, Target: target, Before: b, After: a}
+	return brownout.AuditEntry{At: at, Actor: actor.Name, ActorID: actor.ID, Action: action, Target: target, Before: b, After: a}
 }
 
 // GlobalThresholds returns the global default thresholds.
@@ -44,7 +44,7 @@ func (c *Controller) ServiceThresholds(service string) (levels.Thresholds, bool)
 }
 
 // SetGlobalThresholds validates, stores (with audit) and applies t.
-func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Thresholds, actor string) error {
+func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Thresholds, actor brownout.Actor) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Threshold
 }
 
 // SetServiceThresholds validates, stores and applies a service's own set.
-func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t levels.Thresholds, actor string) error {
+func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t levels.Thresholds, actor brownout.Actor) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t
 
 // DeleteServiceThresholds returns a service to the global thresholds.
 // ENOTFOUND when it had none of its own.
-func (c *Controller) DeleteServiceThresholds(ctx context.Context, service, actor string) error {
+func (c *Controller) DeleteServiceThresholds(ctx context.Context, service string, actor brownout.Actor) error {
 	c.cfgMu.Lock()
 	old, ok := c.svcThresholds[service]
 	if !ok {
@@ -121,7 +121,7 @@ func (c *Controller) ServiceFlags(service string) (own featureflags.Set, ok bool
 
 // SetGlobalFlags validates, stores and applies the global flag sets, and
 // pushes the change to every service whose flags it changes.
-func (c *Controller) SetGlobalFlags(ctx context.Context, s featureflags.Set, actor string) error {
+func (c *Controller) SetGlobalFlags(ctx context.Context, s featureflags.Set, actor brownout.Actor) error {
 	if err := s.Validate(true); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (c *Controller) SetGlobalFlags(ctx context.Context, s featureflags.Set, act
 }
 
 // SetServiceFlags validates, stores and applies a service's own flag set.
-func (c *Controller) SetServiceFlags(ctx context.Context, service string, s featureflags.Set, actor string) error {
+func (c *Controller) SetServiceFlags(ctx context.Context, service string, s featureflags.Set, actor brownout.Actor) error {
 	if err := s.Validate(false); err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (c *Controller) SetServiceFlags(ctx context.Context, service string, s feat
 }
 
 // DeleteServiceFlags returns a service to the global flag sets.
-func (c *Controller) DeleteServiceFlags(ctx context.Context, service, actor string) error {
+func (c *Controller) DeleteServiceFlags(ctx context.Context, service string, actor brownout.Actor) error {
 	c.cfgMu.Lock()
 	old, ok := c.svcFlags[service]
 	if !ok {
@@ -231,7 +231,7 @@ func (r OverrideRequest) Validate() (time.Duration, error) {
 
 // CreateOverride validates, stores (durably, with audit) and applies an
 // override, and pushes the result before returning.
-func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, actor string, emergency bool) (brownout.Override, error) {
+func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, actor brownout.Actor, emergency bool) (brownout.Override, error) {
 	ttl, err := req.Validate()
 	if err != nil {
 		return brownout.Override{}, err
@@ -239,7 +239,7 @@ func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, ac
 	now := c.cfg.Now().UTC()
 	o := brownout.Override{
 		ID: newID("ovr_"), Service: req.Service, Level: *req.Level, Reason: strings.TrimSpace(req.Reason),
-		Actor: actor, Emergency: emergency, CreatedAt: now,
+		Actor: actor.Name, Emergency: emergency, CreatedAt: now,
 	}
 	if ttl > 0 {
 		exp := now.Add(ttl)
@@ -295,7 +295,7 @@ func (c *Controller) removeOverride(id string) (brownout.Override, bool) {
 
 // ClearOverride ends an active override, durably and together with the
 // states it changes, and pushes the result.
-func (c *Controller) ClearOverride(ctx context.Context, id, actor string) (brownout.Override, error) {
+func (c *Controller) ClearOverride(ctx context.Context, id string, actor brownout.Actor) (brownout.Override, error) {
 	now := c.cfg.Now().UTC()
 	var before brownout.Override
 	c.ovMu.RLock()
@@ -306,7 +306,7 @@ func (c *Controller) ClearOverride(ctx context.Context, id, actor string) (brown
 	}
 	c.ovMu.RUnlock()
 	after := before
-	after.ClearedAt, after.ClearedBy = &now, actor
+	after.ClearedAt, after.ClearedBy = &now, actor.Name
 	action := "override.clear"
 	if before.Emergency {
 		action = "emergency.end"
@@ -315,14 +315,14 @@ func (c *Controller) ClearOverride(ctx context.Context, id, actor string) (brown
 	if before.ID == "" {
 		// Not active here (unknown, expired or cleared): the store says
 		// which, and no state changes.
-		return c.store.ClearOverrideWithStates(ctx, id, actor, now, a, nil)
+		return c.store.ClearOverrideWithStates(ctx, id, actor.Name, now, a, nil)
 	}
 	var cleared brownout.Override
 	err := c.commitWith(ctx, c.affected(before.Service), now, func(*service) string { return triggerOverride }, &commitHooks{
 		apply: func() { c.removeOverride(id) },
 		save: func(batch []brownout.StateChange) error {
 			var err error
-			cleared, err = c.store.ClearOverrideWithStates(ctx, id, actor, now, a, batch)
+			cleared, err = c.store.ClearOverrideWithStates(ctx, id, actor.Name, now, a, batch)
 			return err
 		},
 		undo: func() {
@@ -353,14 +353,14 @@ func (c *Controller) Overrides() []brownout.Override {
 }
 
 // Emergency forces every service to level 3 with a global override.
-func (c *Controller) Emergency(ctx context.Context, reason, ttl, actor string) (brownout.Override, error) {
+func (c *Controller) Emergency(ctx context.Context, reason, ttl string, actor brownout.Actor) (brownout.Override, error) {
 	l := int(levels.Maintenance)
 	return c.CreateOverride(ctx, OverrideRequest{Service: brownout.GlobalScope, Level: &l, Reason: reason, TTL: ttl}, actor, true)
 }
 
 // EndEmergency clears every active emergency override; ENOTFOUND when none
 // is active.
-func (c *Controller) EndEmergency(ctx context.Context, actor string) ([]brownout.Override, error) {
+func (c *Controller) EndEmergency(ctx context.Context, actor brownout.Actor) ([]brownout.Override, error) {
 	var ids []string
 	for _, o := range c.Overrides() {
 		if o.Emergency {

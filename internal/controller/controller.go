@@ -231,7 +231,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	for _, o := range expired {
 		before, _ := json.Marshal(o)
 		if err := c.store.AppendAudit(ctx, brownout.AuditEntry{
-			At: now, Actor: "system", Action: "override.expire", Target: overrideTarget(o), Before: before, After: json.RawMessage("null"),
+			At: now, Actor: brownout.SystemActor, ActorID: brownout.SystemActor, Action: "override.expire", Target: overrideTarget(o), Before: before, After: json.RawMessage("null"),
 		}); err != nil {
 			c.log.Error("audit override expiry", "err", err)
 		}

@@ -215,7 +215,7 @@ func TestCommitsReachSubscribersInOrder(t *testing.T) {
 	const changes = 100
 	for i := 0; i < changes; i++ {
 		l = (l + 1) % 4
-		if _, err := c.CreateOverride(ctx, controller.OverrideRequest{Service: "hub", Level: &l, Reason: "r"}, "t", false); err != nil {
+		if _, err := c.CreateOverride(ctx, controller.OverrideRequest{Service: "hub", Level: &l, Reason: "r"}, brownout.Actor{ID: "tok_t", Name: "t"}, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -115,7 +115,7 @@ func (s *Server) putThresholds(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.ctl.SetGlobalThresholds(r.Context(), t, principalFrom(r).Name); err != nil {
+	if err := s.ctl.SetGlobalThresholds(r.Context(), t, principalFrom(r).Actor()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -150,7 +150,7 @@ func (s *Server) putServiceThresholds(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.ctl.SetServiceThresholds(r.Context(), name, t, principalFrom(r).Name); err != nil {
+	if err := s.ctl.SetServiceThresholds(r.Context(), name, t, principalFrom(r).Actor()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -163,7 +163,7 @@ func (s *Server) deleteServiceThresholds(w http.ResponseWriter, r *http.Request)
 		writeError(w, r, err)
 		return
 	}
-	if err := s.ctl.DeleteServiceThresholds(r.Context(), name, principalFrom(r).Name); err != nil {
+	if err := s.ctl.DeleteServiceThresholds(r.Context(), name, principalFrom(r).Actor()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -180,7 +180,7 @@ func (s *Server) putFlags(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.ctl.SetGlobalFlags(r.Context(), f, principalFrom(r).Name); err != nil {
+	if err := s.ctl.SetGlobalFlags(r.Context(), f, principalFrom(r).Actor()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -218,7 +218,7 @@ func (s *Server) putServiceFlags(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.ctl.SetServiceFlags(r.Context(), name, f, principalFrom(r).Name); err != nil {
+	if err := s.ctl.SetServiceFlags(r.Context(), name, f, principalFrom(r).Actor()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -232,7 +232,7 @@ func (s *Server) deleteServiceFlags(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.ctl.DeleteServiceFlags(r.Context(), name, principalFrom(r).Name); err != nil {
+	if err := s.ctl.DeleteServiceFlags(r.Context(), name, principalFrom(r).Actor()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -245,7 +245,7 @@ func (s *Server) postOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	o, err := s.ctl.CreateOverride(r.Context(), req, principalFrom(r).Name, false)
+	o, err := s.ctl.CreateOverride(r.Context(), req, principalFrom(r).Actor(), false)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -298,7 +298,7 @@ func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, brownout.FieldErrorf(brownout.EBADREQUEST, "id", "is not an override id"))
 		return
 	}
-	o, err := s.ctl.ClearOverride(r.Context(), id, principalFrom(r).Name)
+	o, err := s.ctl.ClearOverride(r.Context(), id, principalFrom(r).Actor())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -327,7 +327,7 @@ func (s *Server) postEmergency(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	o, err := s.ctl.Emergency(r.Context(), req.Reason, req.TTL, principalFrom(r).Name)
+	o, err := s.ctl.Emergency(r.Context(), req.Reason, req.TTL, principalFrom(r).Actor())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -336,7 +336,7 @@ func (s *Server) postEmergency(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteEmergency(w http.ResponseWriter, r *http.Request) {
-	cleared, err := s.ctl.EndEmergency(r.Context(), principalFrom(r).Name)
+	cleared, err := s.ctl.EndEmergency(r.Context(), principalFrom(r).Actor())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -355,7 +355,7 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	t, secret, err := s.auth.Create(r.Context(), req, principalFrom(r).Name)
+	t, secret, err := s.auth.Create(r.Context(), req, principalFrom(r).Actor())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -383,7 +383,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, brownout.FieldErrorf(brownout.EBADREQUEST, "id", "is not a token id"))
 		return
 	}
-	t, err := s.auth.Revoke(r.Context(), id, principalFrom(r).Name)
+	t, err := s.auth.Revoke(r.Context(), id, principalFrom(r).Actor())
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -16,8 +16,8 @@ func insertAudit(ctx context.Context, tx *sql.Tx, a brownout.AuditEntry, service
 		service = auditService(a.Target)
 	}
 	_, err := tx.ExecContext(ctx,
-		`INSERT INTO audit (at, actor, action, target, service, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		unixNano(a.At), a.Actor, a.Action, a.Target, service, rawText(a.Before), rawText(a.After))
+		`INSERT INTO audit (at, actor, actor_id, action, target, service, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		unixNano(a.At), a.Actor, a.ActorID, a.Action, a.Target, service, rawText(a.Before), rawText(a.After))
 	return err
 }
 

@@ -24,10 +24,10 @@ func (db *DB) AppendAudit(ctx context.Context, a brownout.AuditEntry) error {
 
 // ListAudit returns one page of audit entries, newest first. f.Service
 // matches entries about that service (see the package doc), f.Actor the
-// actor exactly, f.From/f.To the half-open range [From, To) of At.
+// actor's name or token ID exactly, f.From/f.To the half-open range [From, To) of At.
 func (db *DB) ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.AuditEntry], error) {
 	var page brownout.Page[brownout.AuditEntry]
-	q, args, limit, err := pageQuery("a", f, `SELECT id, at, actor, action, target, before, after FROM audit`, true)
+	q, args, limit, err := pageQuery("a", f, `SELECT id, at, actor, actor_id, action, target, before, after FROM audit`, true)
 	if err != nil {
 		return page, err
 	}
@@ -40,7 +40,7 @@ func (db *DB) ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[b
 		var a brownout.AuditEntry
 		var at int64
 		var before, after sql.NullString
-		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.Action, &a.Target, &before, &after); err != nil {
+		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.ActorID, &a.Action, &a.Target, &before, &after); err != nil {
 			return page, fmt.Errorf("list audit: %w", err)
 		}
 		a.At, a.Before, a.After = fromNano(at), textRaw(before), textRaw(after)
@@ -119,7 +119,7 @@ func pageQuery(kind string, f brownout.Filter, base string, actor bool) (string,
 		where, args = append(where, "service = ?"), append(args, f.Service)
 	}
 	if actor && f.Actor != "" {
-		where, args = append(where, "actor = ?"), append(args, f.Actor)
+		where, args = append(where, "(actor = ? OR actor_id = ?)"), append(args, f.Actor, f.Actor)
 	}
 	if !f.From.IsZero() {
 		where, args = append(where, "at >= ?"), append(args, f.From.UnixNano())
