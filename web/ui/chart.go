@@ -2,6 +2,7 @@ package ui
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -134,7 +135,11 @@ func Build(s Series, spec ChartSpec) Chart {
 	}
 
 	buf := make([]byte, 0, len(s.V)*14)
-	gap := 2.5 * spec.Step.Seconds()
+	// A line breaks only where data is missing: more than 2.5 steps
+	// without a point. The step is the larger of the requested one and the
+	// points' own typical spacing, since a store may answer a range from
+	// coarser rollups than asked for.
+	gap := 2.5 * math.Max(spec.Step.Seconds(), medianSpacing(s.At))
 	for i := range s.V {
 		move := i == 0 || (gap > 0 && s.At[i].Sub(s.At[i-1]).Seconds() > gap)
 		if move {
@@ -176,6 +181,20 @@ func Build(s Series, spec ChartSpec) Chart {
 		c.Summary = spec.Title + ": no data in this range"
 	}
 	return c
+}
+
+// medianSpacing is the median distance in seconds between neighbouring
+// points (0 with fewer than two).
+func medianSpacing(at []time.Time) float64 {
+	if len(at) < 2 {
+		return 0
+	}
+	d := make([]float64, 0, len(at)-1)
+	for i := 1; i < len(at); i++ {
+		d = append(d, at[i].Sub(at[i-1]).Seconds())
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 func anchor(i, n int) string {
