@@ -118,6 +118,10 @@ func cliCmd(args []string, stdout, stderr io.Writer) error {
 		return c.status(args[1:])
 	case "watch":
 		return c.watch(args[1:])
+	case "backup":
+		return c.backup(args[1:])
+	case "restore":
+		return c.restore(args[1:])
 	}
 	for _, g := range commandGroups() {
 		if g.name != args[0] {

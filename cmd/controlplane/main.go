@@ -19,6 +19,8 @@ Usage:
   controlplane version                            module version, commit, commit time, Go
   controlplane status [service]                   services, levels, convergence
   controlplane watch SERVICE [--frames N]         follow a service's pushed state frames
+  controlplane backup --out FILE                  consistent copy of a running controller's store
+  controlplane restore --from FILE [--data DIR]   put a backup in place (controller stopped; new epoch)
   controlplane emergency on --reason R [--ttl D]  force every service to level 3
   controlplane emergency off                      end emergency mode
   controlplane override set --service S --level L --reason R [--ttl D]

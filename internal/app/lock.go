@@ -69,3 +69,15 @@ func (l *dirLock) release() error {
 	l.f = nil
 	return err
 }
+
+// LockDataDir takes the data directory's lock for an offline operation
+// (restore), so that it never runs under a live controller. The error
+// wraps ErrDataDirLocked when a controller holds it. Call release when
+// done.
+func LockDataDir(dir string) (release func() error, err error) {
+	l, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}

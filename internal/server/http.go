@@ -28,6 +28,7 @@ var statusOf = map[string]int{
 	brownout.EFORBIDDEN:    http.StatusForbidden,
 	brownout.ENOTFOUND:     http.StatusNotFound,
 	"method_not_allowed":   http.StatusMethodNotAllowed,
+	"not_implemented":      http.StatusNotImplemented,
 	brownout.ECONFLICT:     http.StatusConflict,
 	brownout.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	brownout.EMEDIATYPE:    http.StatusUnsupportedMediaType,

@@ -245,6 +245,7 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 		r.With(s.require(canRead)).Get("/history/levels", s.historyLevels)
 		r.With(s.require(canRead)).Get("/history/samples", s.historySamples)
 		r.With(s.require(canRead)).Get("/audit", s.listAudit)
+		r.With(s.require(isAdmin)).Get("/backup", s.backup)
 	})
 	if extra != nil {
 		r.Handle("/*", extra)

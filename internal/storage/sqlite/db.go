@@ -40,6 +40,7 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	log   *slog.Logger
+	path  string // absolute path of the database file
 
 	observer atomic.Pointer[storage.Observer]
 
@@ -62,7 +63,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err := createFile(abs); err != nil {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
-	db := &DB{log: log, series: map[string]int64{}}
+	db := &DB{log: log, path: abs, series: map[string]int64{}}
 
 	// Writer: synchronous(FULL) so that an acknowledged write survives power
 	// loss, not only a process crash; _txlock=immediate takes the write lock
