@@ -122,3 +122,26 @@ var _ interface {
 	Dropped() uint64
 	Close(ctx context.Context) error
 } = (*SampleWriter)(nil)
+
+// SetVersions writes the versions a store allocated into a committed
+// batch: each state whose Version was 0 takes its version, and so does
+// each of its Changes whose Version was 0. Stores call it after commit.
+func SetVersions(batch []brownout.StateChange, versions []uint64) {
+	for i := range batch {
+		if i >= len(versions) {
+			return
+		}
+		batch[i].State.Version = versions[i]
+		for j := range batch[i].Changes {
+			if batch[i].Changes[j].Version == 0 {
+				batch[i].Changes[j].Version = versions[i]
+			}
+		}
+	}
+}
+
+// ErrUnavailable is wrapped by a store's errors when the database cannot
+// be reached (refused or broken connections, timeouts, a server shutting
+// down). It is a *brownout.Error with code EUNAVAILABLE, so the HTTP layer
+// answers 503; the store recovers on its own once the database is back.
+var ErrUnavailable = &brownout.Error{Code: brownout.EUNAVAILABLE, Message: "the store is unavailable; try again"}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brownout-io/brownout/internal/storage/storagetest"
+
 	"github.com/brownout-io/brownout"
 )
 
@@ -65,7 +67,7 @@ func openSeeded(b *testing.B, rows int) *DB {
 	// As in production, every complete minute is rolled up.
 	var mark int64
 	_ = db.read.QueryRow(`SELECT value FROM meta WHERE key = ?`, metaRollupWatermark).Scan(&mark)
-	if end := ts(time.Duration(per) * time.Second); mark < end.UnixNano()-minute {
+	if end := storagetest.TS(time.Duration(per) * time.Second); mark < end.UnixNano()-minute {
 		start := time.Now()
 		if err := db.Rollup(context.Background(), end); err != nil {
 			b.Fatal(err)
@@ -85,7 +87,7 @@ func seed(b *testing.B, db *DB, services, per int) {
 	for i := 0; i < per; i++ {
 		for s := 0; s < services; s++ {
 			buf = append(buf, brownout.Sample{
-				Service: fmt.Sprintf("service-%03d", s), At: ts(time.Duration(i) * time.Second),
+				Service: fmt.Sprintf("service-%03d", s), At: storagetest.TS(time.Duration(i) * time.Second),
 				CPUPercent: float64(i % 100), MemoryPercent: 50, Requests: 100, Errors: float64(i % 3), Instances: 3,
 			})
 			if len(buf) == batch {
@@ -115,7 +117,7 @@ func BenchmarkQuerySamplesHour(b *testing.B) {
 			points := 0
 			for b.Loop() {
 				svc := fmt.Sprintf("service-%03d", r.IntN(services))
-				from := ts(time.Duration(r.IntN(per-3600)) * time.Second)
+				from := storagetest.TS(time.Duration(r.IntN(per-3600)) * time.Second)
 				got, err := db.QuerySamples(ctx, svc, from, from.Add(time.Hour), step)
 				if err != nil {
 					b.Fatal(err)
@@ -138,7 +140,7 @@ func BenchmarkQuerySamplesHourParallel(b *testing.B) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		at := ts(time.Duration(per) * time.Second)
+		at := storagetest.TS(time.Duration(per) * time.Second)
 		for {
 			select {
 			case <-stop:
@@ -162,7 +164,7 @@ func BenchmarkQuerySamplesHourParallel(b *testing.B) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 2))
 		for pb.Next() {
 			svc := fmt.Sprintf("service-%03d", r.IntN(services))
-			from := ts(time.Duration(r.IntN(per-3600)) * time.Second)
+			from := storagetest.TS(time.Duration(r.IntN(per-3600)) * time.Second)
 			if _, err := db.QuerySamples(ctx, svc, from, from.Add(time.Hour), 10*time.Second); err != nil {
 				b.Error(err)
 				return
@@ -186,7 +188,7 @@ func BenchmarkWriteSamples(b *testing.B) {
 			for b.Loop() {
 				for i := range batch {
 					batch[i] = brownout.Sample{
-						Service: fmt.Sprintf("service-%03d", i%100), At: ts(time.Duration(tick+i/100) * time.Second),
+						Service: fmt.Sprintf("service-%03d", i%100), At: storagetest.TS(time.Duration(tick+i/100) * time.Second),
 						CPUPercent: 42, MemoryPercent: 50, Requests: 100, Errors: 1, Instances: 3,
 					}
 				}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brownout-io/brownout/internal/storage/storagetest"
+
 	"github.com/brownout-io/brownout"
 )
 
@@ -29,23 +31,6 @@ func mustOpenPath(tb testing.TB, path string) *DB {
 		}
 	})
 	return db
-}
-
-// wantCode fails the test unless err carries a *brownout.Error with code.
-func wantCode(tb testing.TB, err error, code string) {
-	tb.Helper()
-	if err == nil {
-		tb.Fatalf("got no error, want code %q", code)
-	}
-	if got := brownout.ErrorCode(err); got != code {
-		tb.Fatalf("got code %q (%v), want %q", got, err, code)
-	}
-}
-
-// ts returns a fixed UTC time offset by d, so that tests never read the
-// clock.
-func ts(d time.Duration) time.Time {
-	return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Add(d)
 }
 
 func TestOpenMigratesAndReopens(t *testing.T) {
@@ -71,7 +56,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 	if mode != "wal" {
 		t.Fatalf("got journal_mode %q, want wal", mode)
 	}
-	if err := db.AppendAudit(ctx, brownout.AuditEntry{At: ts(0), Actor: "a", Action: "x", Target: "t"}); err != nil {
+	if err := db.AppendAudit(ctx, brownout.AuditEntry{At: storagetest.TS(0), Actor: "a", Action: "x", Target: "t"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -117,11 +102,11 @@ func TestObserver(t *testing.T) {
 	db := MustOpenDB(t)
 	var ops []string
 	db.SetObserver(func(op string, d time.Duration) { ops = append(ops, op) })
-	if err := db.AppendAudit(context.Background(), brownout.AuditEntry{At: ts(0), Actor: "a", Action: "x"}); err != nil {
+	if err := db.AppendAudit(context.Background(), brownout.AuditEntry{At: storagetest.TS(0), Actor: "a", Action: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	db.SetObserver(nil)
-	if err := db.AppendAudit(context.Background(), brownout.AuditEntry{At: ts(0), Actor: "a", Action: "x"}); err != nil {
+	if err := db.AppendAudit(context.Background(), brownout.AuditEntry{At: storagetest.TS(0), Actor: "a", Action: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if len(ops) != 1 || ops[0] != "append_audit" {
@@ -136,9 +121,9 @@ func TestTranslate(t *testing.T) {
 	}
 	db := MustOpenDB(t)
 	ctx := context.Background()
-	tok := brownout.Token{ID: "t1", Name: "n", Scope: brownout.ScopeAdmin, Hash: []byte("h"), CreatedAt: ts(0)}
-	if err := db.CreateToken(ctx, tok, brownout.AuditEntry{At: ts(0)}); err != nil {
+	tok := brownout.Token{ID: "t1", Name: "n", Scope: brownout.ScopeAdmin, Hash: []byte("h"), CreatedAt: storagetest.TS(0)}
+	if err := db.CreateToken(ctx, tok, brownout.AuditEntry{At: storagetest.TS(0)}); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, db.CreateToken(ctx, tok, brownout.AuditEntry{At: ts(0)}), brownout.ECONFLICT)
+	storagetest.WantCode(t, db.CreateToken(ctx, tok, brownout.AuditEntry{At: storagetest.TS(0)}), brownout.ECONFLICT)
 }

@@ -3,9 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/brownout-io/brownout"
@@ -51,7 +49,7 @@ func (db *DB) ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[b
 	}
 	if len(page.Items) > limit {
 		page.Items = page.Items[:limit]
-		page.NextCursor = encodeCursor("a", page.Items[limit-1].ID)
+		page.NextCursor = storage.EncodeCursor("a", page.Items[limit-1].ID)
 	}
 	return page, nil
 }
@@ -87,7 +85,7 @@ func (db *DB) ListLevelChanges(ctx context.Context, f brownout.Filter) (brownout
 	}
 	if len(page.Items) > limit {
 		page.Items = page.Items[:limit]
-		page.NextCursor = encodeCursor("l", page.Items[limit-1].ID)
+		page.NextCursor = storage.EncodeCursor("l", page.Items[limit-1].ID)
 	}
 	return page, nil
 }
@@ -97,19 +95,14 @@ func (db *DB) ListLevelChanges(ctx context.Context, f brownout.Filter) (brownout
 // page exists. kind tags cursors so that one list's cursor is refused by
 // another.
 func pageQuery(kind string, f brownout.Filter, base string, actor bool) (string, []any, int, error) {
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = storage.DefaultLimit
-	case limit < 0:
-		return "", nil, 0, brownout.FieldErrorf(brownout.EBADREQUEST, "limit", "must be between 1 and %d", brownout.MaxLimit)
-	case limit > brownout.MaxLimit:
-		limit = brownout.MaxLimit
+	limit, err := storage.PageLimit(f.Limit)
+	if err != nil {
+		return "", nil, 0, err
 	}
 	var where []string
 	var args []any
 	if f.Cursor != "" {
-		id, err := decodeCursor(kind, f.Cursor)
+		id, err := storage.DecodeCursor(kind, f.Cursor)
 		if err != nil {
 			return "", nil, 0, err
 		}
@@ -134,25 +127,4 @@ func pageQuery(kind string, f brownout.Filter, base string, actor bool) (string,
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, limit+1)
 	return q, args, limit, nil
-}
-
-func encodeCursor(kind string, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + strconv.FormatInt(id, 10)))
-}
-
-func decodeCursor(kind, c string) (int64, error) {
-	bad := brownout.FieldErrorf(brownout.EBADREQUEST, "cursor", "is not a cursor of this list")
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, bad
-	}
-	rest, ok := strings.CutPrefix(string(b), kind+":")
-	if !ok {
-		return 0, bad
-	}
-	id, err := strconv.ParseInt(rest, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, bad
-	}
-	return id, nil
 }

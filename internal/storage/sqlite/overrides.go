@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
 )
 
 const overrideColumns = `id, service, level, reason, actor, emergency, created_at, expires_at, cleared_at, cleared_by`
@@ -83,12 +84,14 @@ func notFound(err error, format string, args ...any) error {
 
 // CreateOverrideWithStates stores o and a together with the new states of
 // the services the override changes, in one transaction (one fsync): the
-// override and the versions that publish it are durable together.
+// override and the versions that publish it are durable together. States
+// are saved as SaveServiceStates saves them (Version 0 allocates).
 func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override, a brownout.AuditEntry, states []brownout.StateChange) error {
 	if o.ID == "" {
 		return brownout.FieldErrorf(brownout.EBADREQUEST, "id", "must not be empty")
 	}
-	return db.inTx(ctx, "create_override", func(tx *sql.Tx) error {
+	var versions []uint64
+	err := db.inTx(ctx, "create_override", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO overrides (`+overrideColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
@@ -99,14 +102,21 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
 			return err
 		}
-		return saveStates(ctx, tx, states)
+		versions, err = saveStates(ctx, tx, states)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	storage.SetVersions(states, versions)
+	return nil
 }
 
 // ClearOverrideWithStates is ClearOverride together with the new states of
 // the services the clearing changes, in one transaction.
 func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry, states []brownout.StateChange) (brownout.Override, error) {
 	var o brownout.Override
+	var versions []uint64
 	err := db.inTx(ctx, "clear_override", func(tx *sql.Tx) error {
 		var err error
 		o, err = scanOverride(tx.QueryRowContext(ctx, `SELECT `+overrideColumns+` FROM overrides WHERE id = ?`, id))
@@ -128,10 +138,12 @@ func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at tim
 		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
 			return err
 		}
-		return saveStates(ctx, tx, states)
+		versions, err = saveStates(ctx, tx, states)
+		return err
 	})
 	if err != nil {
 		return brownout.Override{}, err
 	}
+	storage.SetVersions(states, versions)
 	return o, nil
 }

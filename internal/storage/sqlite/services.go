@@ -48,9 +48,12 @@ func (db *DB) SaveServiceState(ctx context.Context, st brownout.ServiceState, ch
 
 // SaveServiceStates saves several services' states and level changes in
 // one transaction (one fsync), all or nothing, so that a change that
-// touches every service — a global override — costs one commit. Each
-// state's version must be above its stored one, else nothing is stored and
-// the error wraps ErrStaleVersion.
+// touches every service — a global override — costs one commit. A state
+// with Version 0 is given the next version in the transaction (the stored
+// one plus one, 1 for a new service), written back into batch once
+// committed, together with every one of its Changes whose Version is 0.
+// Any other version must be above the stored one, else nothing is stored
+// and the error wraps storage.ErrStaleVersion.
 func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error {
 	for _, sc := range batch {
 		if sc.State.Version > math.MaxInt64 {
@@ -63,32 +66,47 @@ func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChang
 	if len(batch) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, "save_service_state", func(tx *sql.Tx) error {
-		return saveStates(ctx, tx, batch)
+	var versions []uint64
+	err := db.inTx(ctx, "save_service_state", func(tx *sql.Tx) error {
+		var err error
+		versions, err = saveStates(ctx, tx, batch)
+		return err
 	})
-}
-
-func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) error {
-	for _, sc := range batch {
-		if sc.State.Version > math.MaxInt64 {
-			return fmt.Errorf("save service state: version %d out of range", sc.State.Version)
-		}
-		if err := saveState(ctx, tx, sc.State, sc.Changes); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
+	storage.SetVersions(batch, versions)
 	return nil
 }
 
-func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, changes []brownout.LevelChange) error {
+// saveStates saves batch within tx and returns the version of each state.
+func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) ([]uint64, error) {
+	versions := make([]uint64, len(batch))
+	for i, sc := range batch {
+		if sc.State.Version > math.MaxInt64 {
+			return nil, fmt.Errorf("save service state: version %d out of range", sc.State.Version)
+		}
+		v, err := saveState(ctx, tx, sc.State, sc.Changes)
+		if err != nil {
+			return nil, err
+		}
+		versions[i] = v
+	}
+	return versions, nil
+}
+
+func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, changes []brownout.LevelChange) (uint64, error) {
 	var stored int64
 	err := tx.QueryRowContext(ctx, `SELECT version FROM services WHERE name = ?`, st.Name).Scan(&stored)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return err
-	case uint64(stored) >= st.Version:
-		return fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, storage.ErrStaleVersion)
+		return 0, err
+	case st.Version != 0 && uint64(stored) >= st.Version:
+		return 0, fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, storage.ErrStaleVersion)
+	}
+	if st.Version == 0 {
+		st.Version = uint64(stored) + 1
 	}
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO services (name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at)
@@ -100,11 +118,14 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 		st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
 		unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, unixNano(st.CreatedAt))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, c := range changes {
 		if c.Version > math.MaxInt64 {
-			return fmt.Errorf("level change version %d out of range", c.Version)
+			return 0, fmt.Errorf("level change version %d out of range", c.Version)
+		}
+		if c.Version == 0 {
+			c.Version = st.Version
 		}
 		service := c.Service
 		if service == "" {
@@ -114,8 +135,8 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 			`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return st.Version, nil
 }

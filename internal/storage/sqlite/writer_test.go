@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brownout-io/brownout/internal/storage/storagetest"
+
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/levels"
 	"github.com/brownout-io/brownout/internal/storage"
@@ -27,7 +29,7 @@ func TestSampleWriterFlushesOnClose(t *testing.T) {
 	db := MustOpenDB(t)
 	// A flush interval far beyond the test: only Close writes.
 	w := storage.NewSampleWriter(db, time.Hour, 1000, nil)
-	for _, s := range genSamples("checkout", ts(0), time.Second, 250) {
+	for _, s := range storagetest.GenSamples("checkout", storagetest.TS(0), time.Second, 250) {
 		if !w.Enqueue(s) {
 			t.Fatal("enqueue refused with room in the queue")
 		}
@@ -38,7 +40,7 @@ func TestSampleWriterFlushesOnClose(t *testing.T) {
 	if got := countSamples(t, db); got != 250 {
 		t.Fatalf("got %d samples after Close, want 250", got)
 	}
-	if w.Enqueue(brownout.Sample{Service: "checkout", At: ts(time.Hour)}) {
+	if w.Enqueue(brownout.Sample{Service: "checkout", At: storagetest.TS(time.Hour)}) {
 		t.Fatal("enqueue after Close accepted")
 	}
 	if w.Dropped() != 1 {
@@ -53,19 +55,19 @@ func TestInvalidSamplesRefused(t *testing.T) {
 	t.Parallel()
 	db := MustOpenDB(t)
 	ctx := context.Background()
-	good := brownout.Sample{Service: "checkout", At: ts(0)}
+	good := brownout.Sample{Service: "checkout", At: storagetest.TS(0)}
 	tests := []struct {
 		name string
 		s    brownout.Sample
 	}{
 		{"zero time", brownout.Sample{Service: "checkout"}},
-		{"empty service", brownout.Sample{At: ts(0)}},
-		{"bad service", brownout.Sample{Service: "Check Out", At: ts(0)}},
+		{"empty service", brownout.Sample{At: storagetest.TS(0)}},
+		{"bad service", brownout.Sample{Service: "Check Out", At: storagetest.TS(0)}},
 	}
 	w := storage.NewSampleWriter(db, time.Hour, 10, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantCode(t, db.WriteSamples(ctx, []brownout.Sample{good, tt.s}), brownout.EBADREQUEST)
+			storagetest.WantCode(t, db.WriteSamples(ctx, []brownout.Sample{good, tt.s}), brownout.EBADREQUEST)
 			if w.Enqueue(tt.s) {
 				t.Fatal("Enqueue accepted an invalid sample")
 			}
@@ -99,7 +101,7 @@ func TestSampleWriterFlushesOnTimerAndSize(t *testing.T) {
 	})
 	w := storage.NewSampleWriter(db, 20*time.Millisecond, 100, nil)
 	defer w.Close(context.Background())
-	samples := genSamples("checkout", ts(0), time.Second, 350)
+	samples := storagetest.GenSamples("checkout", storagetest.TS(0), time.Second, 350)
 	for _, s := range samples[:50] {
 		w.Enqueue(s)
 	}
@@ -143,7 +145,7 @@ func TestSampleWriterCountsDrops(t *testing.T) {
 	}
 	const n = 200
 	accepted, refused := 0, 0
-	for _, s := range genSamples("checkout", ts(0), time.Second, n) {
+	for _, s := range storagetest.GenSamples("checkout", storagetest.TS(0), time.Second, n) {
 		if w.Enqueue(s) {
 			accepted++
 		} else {
@@ -192,7 +194,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		// Sample producers.
 		wg.Go(func() {
 			svc := fmt.Sprintf("svc-%d", i)
-			for j, s := range genSamples(svc, ts(0), time.Second, rounds*10) {
+			for j, s := range storagetest.GenSamples(svc, storagetest.TS(0), time.Second, rounds*10) {
 				if w.Enqueue(s) {
 					enqueued.Add(1)
 				}
@@ -205,15 +207,15 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		wg.Go(func() {
 			svc := fmt.Sprintf("svc-%d", i)
 			for j := range rounds {
-				a := brownout.AuditEntry{At: ts(time.Duration(j) * time.Second), Actor: "w", Action: "put", Target: "service:" + svc}
+				a := brownout.AuditEntry{At: storagetest.TS(time.Duration(j) * time.Second), Actor: "w", Action: "put", Target: "service:" + svc}
 				if err := db.PutServiceThresholds(ctx, svc, levels.Default(), a); err != nil {
 					report(err)
 				}
-				st := brownout.ServiceState{Name: svc, Version: uint64(j + 1), Level: j % 4, ChangedAt: ts(0)}
-				if err := db.SaveServiceState(ctx, st, []brownout.LevelChange{{Kind: brownout.KindEffective, At: ts(0), Version: st.Version}}); err != nil {
+				st := brownout.ServiceState{Name: svc, Version: uint64(j + 1), Level: j % 4, ChangedAt: storagetest.TS(0)}
+				if err := db.SaveServiceState(ctx, st, []brownout.LevelChange{{Kind: brownout.KindEffective, At: storagetest.TS(0), Version: st.Version}}); err != nil {
 					report(err)
 				}
-				o := brownout.Override{ID: fmt.Sprintf("%s-%d", svc, j), Service: svc, Level: 1, Reason: "r", CreatedAt: ts(0)}
+				o := brownout.Override{ID: fmt.Sprintf("%s-%d", svc, j), Service: svc, Level: 1, Reason: "r", CreatedAt: storagetest.TS(0)}
 				if err := db.CreateOverride(ctx, o, a); err != nil {
 					report(err)
 				}
@@ -223,7 +225,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		wg.Go(func() {
 			svc := fmt.Sprintf("svc-%d", i)
 			for range rounds {
-				if _, err := db.QuerySamples(ctx, svc, ts(0), ts(time.Hour), time.Minute); err != nil {
+				if _, err := db.QuerySamples(ctx, svc, storagetest.TS(0), storagetest.TS(time.Hour), time.Minute); err != nil {
 					report(err)
 				}
 				if _, err := db.ListAudit(ctx, brownout.Filter{Service: svc, Limit: 10}); err != nil {
@@ -232,7 +234,7 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 				if _, err := db.LoadServices(ctx); err != nil {
 					report(err)
 				}
-				if _, err := db.ActiveOverrides(ctx, ts(0)); err != nil {
+				if _, err := db.ActiveOverrides(ctx, storagetest.TS(0)); err != nil {
 					report(err)
 				}
 				if _, _, err := db.ServiceThresholds(ctx, svc); err != nil {
@@ -244,10 +246,10 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	// Retention alongside.
 	wg.Go(func() {
 		for range 10 {
-			if err := db.Rollup(ctx, ts(time.Hour)); err != nil {
+			if err := db.Rollup(ctx, storagetest.TS(time.Hour)); err != nil {
 				report(err)
 			}
-			if _, err := db.Prune(ctx, ts(10*time.Minute), 5*time.Minute, time.Hour, 20); err != nil {
+			if _, err := db.Prune(ctx, storagetest.TS(10*time.Minute), 5*time.Minute, time.Hour, 20); err != nil {
 				report(err)
 			}
 		}
@@ -280,7 +282,7 @@ func TestRunRetention(t *testing.T) {
 	// RunRetention reads the clock, so the samples are placed around now.
 	now := time.Now()
 	start := now.Add(-2 * time.Hour).Truncate(time.Minute)
-	mustWrite(t, db, genSamples("checkout", start, 10*time.Second, 2*360))
+	storagetest.MustWrite(t, db, storagetest.GenSamples("checkout", start, 10*time.Second, 2*360))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,4 +1,4 @@
-package sqlite
+package storagetest
 
 import (
 	"context"
@@ -12,26 +12,26 @@ import (
 	"github.com/brownout-io/brownout/internal/storage"
 )
 
-func TestSaveServiceState(t *testing.T) {
+func testSaveServiceState(t *testing.T, open Opener) {
 	t.Parallel()
-	db := MustOpenDB(t)
+	db := open(t)
 	ctx := context.Background()
 
-	st := brownout.ServiceState{Name: "checkout", Version: 1, Level: 0, ComputedLevel: 0, ChangedAt: ts(0), Cause: "start", CreatedAt: ts(0)}
+	st := brownout.ServiceState{Name: "checkout", Version: 1, Level: 0, ComputedLevel: 0, ChangedAt: TS(0), Cause: "start", CreatedAt: TS(0)}
 	if err := db.SaveServiceState(ctx, st, nil); err != nil {
 		t.Fatal(err)
 	}
 	st2 := brownout.ServiceState{Name: "checkout", Version: 2, Level: 3, ComputedLevel: 1, OverrideID: "o1",
-		CalmSince: ts(5 * time.Second), ChangedAt: ts(10 * time.Second), Cause: brownout.CauseOverride, CreatedAt: ts(0)}
+		CalmSince: TS(5 * time.Second), ChangedAt: TS(10 * time.Second), Cause: brownout.CauseOverride, CreatedAt: TS(0)}
 	changes := []brownout.LevelChange{
-		{Service: "checkout", Kind: brownout.KindEffective, FromLevel: 0, ToLevel: 3, At: ts(10 * time.Second),
+		{Service: "checkout", Kind: brownout.KindEffective, FromLevel: 0, ToLevel: 3, At: TS(10 * time.Second),
 			Cause: brownout.CauseOverride, Version: 2, Inputs: json.RawMessage(`{"override":"o1"}`)},
-		{Kind: brownout.KindComputed, FromLevel: 0, ToLevel: 1, At: ts(10 * time.Second), Cause: brownout.CauseSignal, Version: 2},
+		{Kind: brownout.KindComputed, FromLevel: 0, ToLevel: 1, At: TS(10 * time.Second), Cause: brownout.CauseSignal, Version: 2},
 	}
 	if err := db.SaveServiceState(ctx, st2, changes); err != nil {
 		t.Fatal(err)
 	}
-	other := brownout.ServiceState{Name: "api", Version: 7, ChangedAt: ts(0), CreatedAt: ts(0)}
+	other := brownout.ServiceState{Name: "api", Version: 7, ChangedAt: TS(0), CreatedAt: TS(0)}
 	if err := db.SaveServiceState(ctx, other, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +49,11 @@ func TestSaveServiceState(t *testing.T) {
 	for _, v := range []uint64{2, 1} {
 		stale := st2
 		stale.Version, stale.Level = v, 1
-		err := db.SaveServiceState(ctx, stale, []brownout.LevelChange{{Kind: brownout.KindEffective, At: ts(0), Cause: "x", Version: v}})
+		err := db.SaveServiceState(ctx, stale, []brownout.LevelChange{{Kind: brownout.KindEffective, At: TS(0), Cause: "x", Version: v}})
 		if !errors.Is(err, storage.ErrStaleVersion) {
 			t.Fatalf("version %d: got %v, want ErrStaleVersion", v, err)
 		}
-		wantCode(t, err, brownout.ECONFLICT)
+		WantCode(t, err, brownout.ECONFLICT)
 	}
 	got, _ = db.LoadServices(ctx)
 	if !reflect.DeepEqual(got, want) {
@@ -69,7 +69,7 @@ func TestSaveServiceState(t *testing.T) {
 	}
 	// Newest first; the change without a service took the state's.
 	c := page.Items[0]
-	if c.Service != "checkout" || c.Kind != brownout.KindComputed || c.ToLevel != 1 || c.Version != 2 || !c.At.Equal(ts(10*time.Second)) {
+	if c.Service != "checkout" || c.Kind != brownout.KindComputed || c.ToLevel != 1 || c.Version != 2 || !c.At.Equal(TS(10*time.Second)) {
 		t.Fatalf("got %+v", c)
 	}
 	if string(page.Items[1].Inputs) != `{"override":"o1"}` {
@@ -77,22 +77,22 @@ func TestSaveServiceState(t *testing.T) {
 	}
 }
 
-func TestOverrides(t *testing.T) {
+func testOverrides(t *testing.T, open Opener) {
 	t.Parallel()
-	db := MustOpenDB(t)
+	db := open(t)
 	ctx := context.Background()
-	exp := ts(15 * time.Minute)
+	exp := TS(15 * time.Minute)
 	overrides := []brownout.Override{
-		{ID: "o1", Service: "*", Level: 3, Reason: "incident", Actor: "alice", Emergency: true, CreatedAt: ts(0)},
-		{ID: "o2", Service: "checkout", Level: 2, Reason: "deploy", Actor: "bob", CreatedAt: ts(time.Minute), ExpiresAt: &exp},
-		{ID: "o0", Service: "search", Level: 1, Reason: "test", Actor: "bob", CreatedAt: ts(time.Minute)},
+		{ID: "o1", Service: "*", Level: 3, Reason: "incident", Actor: "alice", Emergency: true, CreatedAt: TS(0)},
+		{ID: "o2", Service: "checkout", Level: 2, Reason: "deploy", Actor: "bob", CreatedAt: TS(time.Minute), ExpiresAt: &exp},
+		{ID: "o0", Service: "search", Level: 1, Reason: "test", Actor: "bob", CreatedAt: TS(time.Minute)},
 	}
 	for _, o := range overrides {
 		if err := db.CreateOverride(ctx, o, brownout.AuditEntry{At: o.CreatedAt, Actor: o.Actor, Action: "create_override", Target: "override:" + o.ID}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	wantCode(t, db.CreateOverride(ctx, overrides[0], brownout.AuditEntry{}), brownout.ECONFLICT)
+	WantCode(t, db.CreateOverride(ctx, overrides[0], brownout.AuditEntry{}), brownout.ECONFLICT)
 
 	for _, o := range overrides {
 		got, err := db.GetOverride(ctx, o.ID)
@@ -104,7 +104,7 @@ func TestOverrides(t *testing.T) {
 		}
 	}
 	_, err := db.GetOverride(ctx, "nope")
-	wantCode(t, err, brownout.ENOTFOUND)
+	WantCode(t, err, brownout.ENOTFOUND)
 
 	active := func(now time.Time) []string {
 		t.Helper()
@@ -119,24 +119,24 @@ func TestOverrides(t *testing.T) {
 		return ids
 	}
 	// Ordered by created_at, then id.
-	if got, want := active(ts(2*time.Minute)), []string{"o1", "o0", "o2"}; !reflect.DeepEqual(got, want) {
+	if got, want := active(TS(2*time.Minute)), []string{"o1", "o0", "o2"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("active: got %v, want %v", got, want)
 	}
 	if got, want := active(exp), []string{"o1", "o0"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("active at expiry: got %v, want %v", got, want)
 	}
 
-	cleared, err := db.ClearOverride(ctx, "o1", "carol", ts(3*time.Minute), brownout.AuditEntry{At: ts(3 * time.Minute), Actor: "carol", Action: "clear_override"})
+	cleared, err := db.ClearOverride(ctx, "o1", "carol", TS(3*time.Minute), brownout.AuditEntry{At: TS(3 * time.Minute), Actor: "carol", Action: "clear_override"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cleared.ClearedAt == nil || !cleared.ClearedAt.Equal(ts(3*time.Minute)) || cleared.ClearedBy != "carol" {
+	if cleared.ClearedAt == nil || !cleared.ClearedAt.Equal(TS(3*time.Minute)) || cleared.ClearedBy != "carol" {
 		t.Fatalf("cleared: got %+v", cleared)
 	}
 	if got, _ := db.GetOverride(ctx, "o1"); !reflect.DeepEqual(got, cleared) {
 		t.Fatalf("stored after clear: got %+v, want %+v", got, cleared)
 	}
-	if got, want := active(ts(4*time.Minute)), []string{"o0", "o2"}; !reflect.DeepEqual(got, want) {
+	if got, want := active(TS(4*time.Minute)), []string{"o0", "o2"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("active after clear: got %v, want %v", got, want)
 	}
 
@@ -146,14 +146,14 @@ func TestOverrides(t *testing.T) {
 		at   time.Time
 		code string
 	}{
-		{"already cleared", "o1", ts(5 * time.Minute), brownout.ECONFLICT},
-		{"expired", "o2", ts(20 * time.Minute), brownout.ECONFLICT},
-		{"unknown", "nope", ts(5 * time.Minute), brownout.ENOTFOUND},
+		{"already cleared", "o1", TS(5 * time.Minute), brownout.ECONFLICT},
+		{"expired", "o2", TS(20 * time.Minute), brownout.ECONFLICT},
+		{"unknown", "nope", TS(5 * time.Minute), brownout.ENOTFOUND},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := db.ClearOverride(ctx, tt.id, "x", tt.at, brownout.AuditEntry{At: tt.at})
-			wantCode(t, err, tt.code)
+			WantCode(t, err, tt.code)
 		})
 	}
 	page, err := db.ListAudit(ctx, brownout.Filter{})
@@ -171,23 +171,23 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
-func TestTokens(t *testing.T) {
+func testTokens(t *testing.T, open Opener) {
 	t.Parallel()
-	db := MustOpenDB(t)
+	db := open(t)
 	ctx := context.Background()
 	toks := []brownout.Token{
-		{ID: "t1", Name: "ops", Scope: brownout.ScopeAdmin, Hash: []byte("hash-1"), CreatedAt: ts(0), CreatedBy: "root"},
-		{ID: "t2", Name: "dash", Scope: brownout.ScopeViewer, Hash: []byte("hash-2"), CreatedAt: ts(time.Minute), CreatedBy: "root"},
-		{ID: "t3", Name: "sdk", Scope: brownout.ScopeSDK, Service: "checkout", Hash: []byte("hash-3"), CreatedAt: ts(2 * time.Minute)},
+		{ID: "t1", Name: "ops", Scope: brownout.ScopeAdmin, Hash: []byte("hash-1"), CreatedAt: TS(0), CreatedBy: "root"},
+		{ID: "t2", Name: "dash", Scope: brownout.ScopeViewer, Hash: []byte("hash-2"), CreatedAt: TS(time.Minute), CreatedBy: "root"},
+		{ID: "t3", Name: "sdk", Scope: brownout.ScopeSDK, Service: "checkout", Hash: []byte("hash-3"), CreatedAt: TS(2 * time.Minute)},
 	}
 	for _, tk := range toks {
 		if err := db.CreateToken(ctx, tk, brownout.AuditEntry{At: tk.CreatedAt, Actor: "root", Action: "create_token", Target: "token:" + tk.ID}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dupHash := brownout.Token{ID: "t9", Hash: []byte("hash-1"), CreatedAt: ts(0)}
-	wantCode(t, db.CreateToken(ctx, dupHash, brownout.AuditEntry{}), brownout.ECONFLICT)
-	wantCode(t, db.CreateToken(ctx, brownout.Token{ID: "t1", Hash: []byte("other")}, brownout.AuditEntry{}), brownout.ECONFLICT)
+	dupHash := brownout.Token{ID: "t9", Hash: []byte("hash-1"), CreatedAt: TS(0)}
+	WantCode(t, db.CreateToken(ctx, dupHash, brownout.AuditEntry{}), brownout.ECONFLICT)
+	WantCode(t, db.CreateToken(ctx, brownout.Token{ID: "t1", Hash: []byte("other")}, brownout.AuditEntry{}), brownout.ECONFLICT)
 
 	list, err := db.ListTokens(ctx)
 	if err != nil {
@@ -197,17 +197,17 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("list: got %+v\nwant %+v", list, want)
 	}
 
-	revoked, err := db.RevokeToken(ctx, "t2", ts(time.Hour), brownout.AuditEntry{At: ts(time.Hour), Actor: "root", Action: "revoke_token"})
+	revoked, err := db.RevokeToken(ctx, "t2", TS(time.Hour), brownout.AuditEntry{At: TS(time.Hour), Actor: "root", Action: "revoke_token"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if revoked.RevokedAt == nil || !revoked.RevokedAt.Equal(ts(time.Hour)) || revoked.Name != "dash" {
+	if revoked.RevokedAt == nil || !revoked.RevokedAt.Equal(TS(time.Hour)) || revoked.Name != "dash" {
 		t.Fatalf("revoked: got %+v", revoked)
 	}
-	_, err = db.RevokeToken(ctx, "t2", ts(time.Hour), brownout.AuditEntry{})
-	wantCode(t, err, brownout.ECONFLICT)
-	_, err = db.RevokeToken(ctx, "nope", ts(time.Hour), brownout.AuditEntry{})
-	wantCode(t, err, brownout.ENOTFOUND)
+	_, err = db.RevokeToken(ctx, "t2", TS(time.Hour), brownout.AuditEntry{})
+	WantCode(t, err, brownout.ECONFLICT)
+	_, err = db.RevokeToken(ctx, "nope", TS(time.Hour), brownout.AuditEntry{})
+	WantCode(t, err, brownout.ENOTFOUND)
 
 	active, err := db.ActiveTokens(ctx)
 	if err != nil {

@@ -1,4 +1,4 @@
-package sqlite
+package storagetest
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 
 // A batch of states is all or nothing: one stale version refuses the whole
 // batch, so a global change never lands for some services only.
-func TestSaveServiceStatesIsAllOrNothing(t *testing.T) {
+func testSaveServiceStatesIsAllOrNothing(t *testing.T, open Opener) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := open(t)
 	at := time.Unix(1_700_000_000, 0).UTC()
 	st := func(name string, v uint64, level int) brownout.StateChange {
 		return brownout.StateChange{
@@ -49,9 +49,9 @@ func TestSaveServiceStatesIsAllOrNothing(t *testing.T) {
 }
 
 // An override and the states it causes land together or not at all.
-func TestOverrideWithStatesIsAllOrNothing(t *testing.T) {
+func testOverrideWithStatesIsAllOrNothing(t *testing.T, open Opener) {
 	ctx := context.Background()
-	db := MustOpenDB(t)
+	db := open(t)
 	at := time.Unix(1_700_000_000, 0).UTC()
 	state := func(v uint64) []brownout.StateChange {
 		return []brownout.StateChange{{State: brownout.ServiceState{Name: "a", Version: v, Level: 3, ChangedAt: at, CreatedAt: at, Cause: "override"}}}
