@@ -10,11 +10,14 @@ import (
 	"io/fs"
 )
 
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql postgres/*.sql
 var files embed.FS
 
 // SQLite returns the SQLite store's migrations.
 func SQLite() fs.FS { return sub("sqlite") }
+
+// Postgres returns the PostgreSQL store's migrations.
+func Postgres() fs.FS { return sub("postgres") }
 
 func sub(dir string) fs.FS {
 	f, err := fs.Sub(files, dir)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,10 +13,15 @@ import (
 // that goose applies them in the order they were written.
 func TestFileNames(t *testing.T) {
 	t.Parallel()
-	checkFiles(t, SQLite())
+	sq, pg := checkFiles(t, SQLite()), checkFiles(t, Postgres())
+	// One numbered history: every dialect has the same files, so that a
+	// migration is never written for one store only.
+	if !slices.Equal(sq, pg) {
+		t.Fatalf("sqlite has %v, postgres has %v: want the same NNNN_name.sql in both", sq, pg)
+	}
 }
 
-func checkFiles(t *testing.T, fsys fs.FS) {
+func checkFiles(t *testing.T, fsys fs.FS) []string {
 	t.Helper()
 	names, err := fs.Glob(fsys, "*.sql")
 	if err != nil {
@@ -42,4 +48,5 @@ func checkFiles(t *testing.T, fsys fs.FS) {
 			t.Errorf("%s: no -- +goose Up section", name)
 		}
 	}
+	return names
 }

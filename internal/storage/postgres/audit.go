@@ -1,0 +1,22 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
+)
+
+// insertAudit appends a within tx. service is the service the action is
+// about when the caller knows it; otherwise it is derived from a.Target.
+func insertAudit(ctx context.Context, tx pgx.Tx, a brownout.AuditEntry, service string) error {
+	if service == "" || service == brownout.GlobalScope {
+		service = storage.AuditService(a.Target)
+	}
+	_, err := tx.Exec(ctx,
+		`INSERT INTO audit (at, actor, action, target, service, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		unixNano(a.At), a.Actor, a.Action, a.Target, service, rawText(a.Before), rawText(a.After))
+	return err
+}

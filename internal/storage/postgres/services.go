@@ -1,0 +1,185 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage"
+)
+
+const serviceColumns = `name, version, level, computed_level, override_id, calm_since, changed_at, cause, detail, created_at`
+
+func scanService(sc pgx.Row) (brownout.ServiceState, error) {
+	var st brownout.ServiceState
+	var version, calm, changed, created int64
+	if err := sc.Scan(&st.Name, &version, &st.Level, &st.ComputedLevel, &st.OverrideID,
+		&calm, &changed, &st.Cause, &st.Detail, &created); err != nil {
+		return brownout.ServiceState{}, err
+	}
+	st.Version = uint64(version)
+	st.CalmSince, st.ChangedAt, st.CreatedAt = fromNano(calm), fromNano(changed), fromNano(created)
+	return st, nil
+}
+
+// LoadServices returns every persisted service state, by name.
+func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+serviceColumns+` FROM services ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("load services: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []brownout.ServiceState
+	for rows.Next() {
+		st, err := scanService(rows)
+		if err != nil {
+			return nil, fmt.Errorf("load services: %w", translate(err))
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load services: %w", translate(err))
+	}
+	return out, nil
+}
+
+// LoadService returns the committed state of one service, Detail
+// included; ENOTFOUND when it has none. A replica told of a state change on
+// the feed reads it with this.
+func (db *DB) LoadService(ctx context.Context, name string) (brownout.ServiceState, error) {
+	st, err := scanService(db.pool.QueryRow(ctx, `SELECT `+serviceColumns+` FROM services WHERE name = $1`, name))
+	if err != nil {
+		return brownout.ServiceState{}, fmt.Errorf("load service: %w", notFound(err, "service %q not found", name))
+	}
+	return st, nil
+}
+
+// SaveServiceState saves one state and its level changes; see
+// SaveServiceStates.
+func (db *DB) SaveServiceState(ctx context.Context, st brownout.ServiceState, changes []brownout.LevelChange) error {
+	return db.SaveServiceStates(ctx, []brownout.StateChange{{State: st, Changes: changes}})
+}
+
+// SaveServiceStates saves several services' states and level changes in
+// one transaction, all or nothing, and announces each state on the change
+// feed. A state with Version 0 is given the next version in the
+// transaction (the stored one plus one, 1 for a new service; the row lock
+// of the upsert orders replicas committing the same service), written back
+// into batch once committed, together with every one of its Changes whose
+// Version is 0. Any other version must be above the stored one, else
+// nothing is stored and the error wraps storage.ErrStaleVersion.
+//
+// When ctx carries a brownout.Fence, the same transaction first checks
+// that the fence still holds the leadership; when it does not, nothing is
+// stored and the error wraps brownout.ErrFenced.
+func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error {
+	if err := checkStates(batch); err != nil {
+		return err
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	var versions []uint64
+	err := db.inTx(ctx, "save_service_state", func(tx pgx.Tx) error {
+		var err error
+		versions, err = db.saveStates(ctx, tx, batch)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	storage.SetVersions(batch, versions)
+	return nil
+}
+
+func checkStates(batch []brownout.StateChange) error {
+	for _, sc := range batch {
+		if sc.State.Version > math.MaxInt64 {
+			return fmt.Errorf("save service state: version %d out of range", sc.State.Version)
+		}
+		for _, c := range sc.Changes {
+			if c.Version > math.MaxInt64 {
+				return fmt.Errorf("save service state: level change version %d out of range", c.Version)
+			}
+		}
+		if sc.State.Name == "" {
+			return brownout.FieldErrorf(brownout.EBADREQUEST, "service", "must not be empty")
+		}
+	}
+	return nil
+}
+
+// saveStates saves batch within tx, fenced by ctx's fence if it has one,
+// and returns the version of each state.
+func (db *DB) saveStates(ctx context.Context, tx pgx.Tx, batch []brownout.StateChange) ([]uint64, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if f, ok := brownout.FenceFrom(ctx); ok {
+		if err := checkFence(ctx, tx, f); err != nil {
+			return nil, err
+		}
+	}
+	versions := make([]uint64, len(batch))
+	for i, sc := range batch {
+		v, err := db.saveState(ctx, tx, sc.State, sc.Changes)
+		if err != nil {
+			return nil, err
+		}
+		versions[i] = v
+	}
+	return versions, nil
+}
+
+// saveState upserts st. The version is decided by the upsert itself, under
+// the row's lock: with $2 = 0 it is the stored version plus one; else $2,
+// and only when above the stored one (the WHERE refuses, and no row comes
+// back).
+func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState, changes []brownout.LevelChange) (uint64, error) {
+	var version int64
+	err := tx.QueryRow(ctx,
+		`INSERT INTO services AS s (`+serviceColumns+`)
+		 VALUES ($1, CASE WHEN $2::bigint = 0 THEN 1 ELSE $2::bigint END, $3, $4, $5, $6, $7, $8, $9, $10)
+		 ON CONFLICT (name) DO UPDATE SET
+		   version = CASE WHEN $2::bigint = 0 THEN s.version + 1 ELSE excluded.version END,
+		   level = excluded.level, computed_level = excluded.computed_level,
+		   override_id = excluded.override_id, calm_since = excluded.calm_since,
+		   changed_at = excluded.changed_at, cause = excluded.cause, detail = excluded.detail
+		 WHERE $2::bigint = 0 OR s.version < excluded.version
+		 RETURNING version`,
+		st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
+		unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, st.Detail, unixNano(st.CreatedAt)).Scan(&version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		var stored int64
+		if err := tx.QueryRow(ctx, `SELECT version FROM services WHERE name = $1`, st.Name).Scan(&stored); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, storage.ErrStaleVersion)
+	}
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range changes {
+		if c.Version == 0 {
+			c.Version = uint64(version)
+		}
+		service := c.Service
+		if service == "" {
+			service = st.Name
+		}
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
+			return 0, err
+		}
+	}
+	if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeState, Service: st.Name, Version: uint64(version)}); err != nil {
+		return 0, err
+	}
+	return uint64(version), nil
+}
