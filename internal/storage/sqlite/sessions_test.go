@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/brownout-io/brownout/internal/storage/storagetest"
 )
 
 func TestEndedSessions(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "b.db")
 	db := mustOpenPath(t, path)
-	now := ts(0)
+	now := storagetest.TS(0)
 	if ended, err := db.SessionEnded(ctx, "s1"); err != nil || ended {
 		t.Fatalf("unknown session: ended %v, %v", ended, err)
 	}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"VersionsAllocatedConcurrently", testVersionsAllocatedConcurrently},
 		{"Overrides", testOverrides},
 		{"Tokens", testTokens},
+		{"EndedSessions", testEndedSessions},
 		{"SaveServiceStatesIsAllOrNothing", testSaveServiceStatesIsAllOrNothing},
 		{"OverrideWithStatesIsAllOrNothing", testOverrideWithStatesIsAllOrNothing},
 		{"ListAuditPagination", testListAuditPagination},
