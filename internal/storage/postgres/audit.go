@@ -16,7 +16,7 @@ func insertAudit(ctx context.Context, tx pgx.Tx, a brownout.AuditEntry, service 
 		service = storage.AuditService(a.Target)
 	}
 	_, err := tx.Exec(ctx,
-		`INSERT INTO audit (at, actor, action, target, service, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		unixNano(a.At), a.Actor, a.Action, a.Target, service, rawText(a.Before), rawText(a.After))
+		`INSERT INTO audit (at, actor, actor_id, action, target, service, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		unixNano(a.At), a.Actor, a.ActorID, a.Action, a.Target, service, rawText(a.Before), rawText(a.After))
 	return err
 }

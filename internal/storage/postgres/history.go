@@ -23,11 +23,12 @@ func (db *DB) AppendAudit(ctx context.Context, a brownout.AuditEntry) error {
 }
 
 // ListAudit returns one page of audit entries, newest first. f.Service
-// matches entries about that service, f.Actor the actor exactly,
+// matches entries about that service, f.Actor the actor's name or token ID
+// exactly,
 // f.From/f.To the half-open range [From, To) of At.
 func (db *DB) ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.AuditEntry], error) {
 	var page brownout.Page[brownout.AuditEntry]
-	q, args, limit, err := pageQuery("a", f, `SELECT id, at, actor, action, target, before, after FROM audit`, true)
+	q, args, limit, err := pageQuery("a", f, `SELECT id, at, actor, actor_id, action, target, before, after FROM audit`, true)
 	if err != nil {
 		return page, err
 	}
@@ -40,7 +41,7 @@ func (db *DB) ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[b
 		var a brownout.AuditEntry
 		var at int64
 		var before, after *string
-		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.Action, &a.Target, &before, &after); err != nil {
+		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.ActorID, &a.Action, &a.Target, &before, &after); err != nil {
 			return page, fmt.Errorf("list audit: %w", translate(err))
 		}
 		a.At, a.Before, a.After = fromNano(at), textRaw(before), textRaw(after)
@@ -117,7 +118,9 @@ func pageQuery(kind string, f brownout.Filter, base string, actor bool) (string,
 		add("service =", f.Service)
 	}
 	if actor && f.Actor != "" {
-		add("actor =", f.Actor)
+		args = append(args, f.Actor)
+		n := strconv.Itoa(len(args))
+		where = append(where, "(actor = $"+n+" OR actor_id = $"+n+")")
 	}
 	if !f.From.IsZero() {
 		add("at >=", f.From.UnixNano())

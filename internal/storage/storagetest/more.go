@@ -287,3 +287,35 @@ func testObserver(t *testing.T, open Opener) {
 		t.Fatalf("observed %v, want %v", ops, want)
 	}
 }
+
+// The acting token's id is kept beside its name, and the actor filter
+// matches either.
+func testAuditActorID(t *testing.T, open Opener) {
+	t.Parallel()
+	db := open(t)
+	ctx := context.Background()
+	for _, a := range []brownout.AuditEntry{
+		{At: TS(0), Actor: "ops", ActorID: "tok_1", Action: "x", Target: "service:checkout"},
+		{At: TS(time.Second), Actor: "ops", ActorID: "tok_2", Action: "y", Target: "service:checkout"},
+	} {
+		if err := db.AppendAudit(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for filter, want := range map[string][]string{"tok_1": {"x"}, "tok_2": {"y"}, "ops": {"y", "x"}, "nobody": nil} {
+		p, err := db.ListAudit(ctx, brownout.Filter{Actor: filter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range p.Items {
+			got = append(got, a.Action)
+			if a.Actor != "ops" || (a.Action == "x") != (a.ActorID == "tok_1") {
+				t.Fatalf("entry %+v", a)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("actor %q: got %v, want %v", filter, got, want)
+		}
+	}
+}

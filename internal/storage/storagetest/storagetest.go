@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"OverrideWithStatesIsAllOrNothing", testOverrideWithStatesIsAllOrNothing},
 		{"ListAuditPagination", testListAuditPagination},
 		{"ListBadCursor", testListBadCursor},
+		{"AuditActorID", testAuditActorID},
 		{"ListLevelChangesPagination", testListLevelChangesPagination},
 		{"QuerySamplesRaw", testQuerySamplesRaw},
 		{"QuerySamplesWeighting", testQuerySamplesWeighting},
