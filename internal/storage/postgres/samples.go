@@ -256,10 +256,13 @@ func (db *DB) planQuery(ctx context.Context, id, lo, hi, step int64) (queryPlan,
 	raw := []segment{{lo: lo, hi: hi}}
 	rlo := ceilDiv(lo, minute) * minute // rollups only for whole minutes in range…
 	if lo < oldest {
+		// Only a rollup of a minute wholly before the oldest raw sample's
+		// minute proves that raw samples were pruned: on a fresh store the
+		// first minute's rollup holds the same samples as raw does.
 		var one int
 		err := db.pool.QueryRow(ctx,
 			`SELECT 1 FROM sample_rollups WHERE series_id = $1 AND minute >= $2 AND minute < $3 LIMIT 1`,
-			id, floorDiv(lo, minute)*minute, oldest).Scan(&one)
+			id, floorDiv(lo, minute)*minute, floorDiv(oldest, minute)*minute).Scan(&one)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			// Nothing older than the raw samples: raw only.

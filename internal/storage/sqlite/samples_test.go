@@ -172,29 +172,3 @@ func TestPruneBatches(t *testing.T) {
 		t.Fatalf("second prune: deleted %d, %v", n, err)
 	}
 }
-
-// TestFreshStoreStaysRaw: on a fresh store the first minute's rollup
-// covers the same samples as the raw ones, so a range that starts before
-// the oldest raw sample must still be answered from raw samples at its
-// own step, not fall back to per-minute rollups (which the dashboard drew
-// as scattered dots for the first quarter of an hour).
-func TestFreshStoreStaysRaw(t *testing.T) {
-	t.Parallel()
-	db := MustOpenDB(t)
-	ctx := context.Background()
-	first := ts(30 * time.Second) // mid-minute, as a first report is
-	samples := genSamples("fresh", first, time.Second, 5*60)
-	mustWrite(t, db, samples)
-	if err := db.Rollup(ctx, ts(5*time.Minute+40*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	from, to := ts(-10*time.Minute), ts(5*time.Minute+30*time.Second)
-	got, err := db.QuerySamples(ctx, "fresh", from, to, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) < 60 {
-		t.Fatalf("%d points for 5 minutes at a 5 s step; want 60 (fell back to rollups?)", len(got))
-	}
-	equalPoints(t, got, aggregate(samples, from, to, 5*time.Second))
-}

@@ -200,3 +200,29 @@ func testQuerySamplesBadRequest(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 }
+
+// testFreshStoreStaysRaw: on a fresh store the first minute's rollup
+// covers the same samples as the raw ones, so a range that starts before
+// the oldest raw sample must still be answered from raw samples at its
+// own step, not fall back to per-minute rollups (which the dashboard drew
+// as scattered dots for the first quarter of an hour).
+func testFreshStoreStaysRaw(t *testing.T, open Opener) {
+	t.Parallel()
+	db := open(t)
+	ctx := context.Background()
+	first := TS(30 * time.Second) // mid-minute, as a first report is
+	samples := GenSamples("fresh", first, time.Second, 5*60)
+	MustWrite(t, db, samples)
+	if err := db.Rollup(ctx, TS(5*time.Minute+40*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	from, to := TS(-10*time.Minute), TS(5*time.Minute+30*time.Second)
+	got, err := db.QuerySamples(ctx, "fresh", from, to, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 60 {
+		t.Fatalf("%d points for 5 minutes at a 5 s step; want 60 (fell back to rollups?)", len(got))
+	}
+	EqualPoints(t, got, Aggregate(samples, from, to, 5*time.Second))
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"QuerySamplesWeighting", testQuerySamplesWeighting},
 		{"QuerySamplesBadRequest", testQuerySamplesBadRequest},
 		{"SamplesReplace", testSamplesReplace},
+		{"FreshStoreStaysRaw", testFreshStoreStaysRaw},
 		{"RollupAndPrune", testRollupAndPrune},
 		{"Epoch", testEpoch},
 		{"Ping", testPing},
