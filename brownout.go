@@ -5,6 +5,8 @@
 package brownout
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"errors"
 	"fmt"
 )
@@ -64,27 +66,14 @@ func ErrorMessage(err error) string {
 }
 
 // MaxNameLen is the longest service, instance or flag name.
-const MaxNameLen = 64
+const MaxNameLen = wire.MaxNameLen
 
 // NameRule describes valid names, for error messages.
-const NameRule = "1-64 characters of [a-z0-9][a-z0-9._-]*"
+const NameRule = wire.NameRule
 
-// ValidName reports whether s is a valid service, instance or flag name.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > MaxNameLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '.' || c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidName reports whether s is a valid service, instance or flag name
+// (the wire contract's rule).
+func ValidName(s string) bool { return wire.ValidName(s) }
 
 // CheckName returns a 400-class error naming field when s is not a valid name.
 func CheckName(field, s string) error {

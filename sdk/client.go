@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -365,12 +367,12 @@ func mergeFlags(defaults, flags map[string]bool) map[string]bool {
 	return m
 }
 
-func stateFromFrame(f *inFrame, src Source) State {
+func stateFromFrame(f *wire.Frame, src Source) State {
 	return State{
 		Service:       f.Service,
 		Version:       f.Version,
-		Level:         Level(f.Level),
-		ComputedLevel: Level(max(0, min(f.ComputedLevel, int(MaxLevel)))),
+		Level:         f.Level,
+		ComputedLevel: max(0, min(f.ComputedLevel, MaxLevel)),
 		Flags:         f.Flags,
 		Override:      f.Override,
 		Cause:         f.Cause,
@@ -442,15 +444,8 @@ const (
 )
 
 func validName(what, s string) error {
-	if len(s) < 1 || len(s) > 64 {
-		return invalidf("%s name %q: must be 1-64 characters of [a-z0-9._-], starting with [a-z0-9]", what, s)
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		ok := ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || i > 0 && (ch == '.' || ch == '_' || ch == '-')
-		if !ok {
-			return invalidf("%s name %q: must be 1-64 characters of [a-z0-9._-], starting with [a-z0-9]", what, s)
-		}
+	if !wire.ValidName(s) {
+		return invalidf("%s name %q: must be %s", what, s, wire.NameRule)
 	}
 	return nil
 }
@@ -476,8 +471,8 @@ func controllerURLs(base, service, instance string) (ws, post string, err error)
 	}
 	prefix := strings.TrimSuffix(u.Path, "/")
 	q := url.Values{"service": {service}, "instance": {instance}}
-	wu := url.URL{Scheme: wsScheme, Host: u.Host, Path: prefix + subscribePath, RawQuery: q.Encode()}
-	pu := url.URL{Scheme: httpScheme, Host: u.Host, Path: prefix + reportsPath}
+	wu := url.URL{Scheme: wsScheme, Host: u.Host, Path: prefix + wire.SubscribePath, RawQuery: q.Encode()}
+	pu := url.URL{Scheme: httpScheme, Host: u.Host, Path: prefix + wire.ReportsPath}
 	return wu.String(), pu.String(), nil
 }
 

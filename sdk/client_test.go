@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout/sdk/component"
+	"github.com/brownout-io/brownout/sdk/wire"
 )
 
 // unreachable is a base URL nothing listens on.
@@ -183,7 +184,7 @@ func TestStalenessFallsToLevel(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
 	// What a previous run learned: level 0 now, and the flags of level 2.
 	err := saveState(path, &remembered{
-		State: inFrame{Service: "checkout", Version: 7, Level: 0, Flags: map[string]bool{"analytics": true, "search": true}},
+		State: wire.Frame{Service: "checkout", Version: 7, Level: 0, Flags: map[string]bool{"analytics": true, "search": true}},
 		LevelFlags: map[Level]map[string]bool{
 			0: {"analytics": true, "search": true},
 			2: {"analytics": false, "search": true},
@@ -305,7 +306,7 @@ func TestBreakGlassFile(t *testing.T) {
 		}
 	}
 	// The controller's changes keep arriving underneath.
-	f.push(func(s *inFrame) { s.Version, s.Level = 2, 1 })
+	f.push(func(s *wire.Frame) { s.Version, s.Level = 2, 1 })
 	recvAck(t, f)
 	if st := c.State(); st.Level != LevelEssential || st.ControllerLevel != LevelReduced {
 		t.Fatalf("state = %+v", st)
@@ -461,7 +462,7 @@ func TestCallbacksInOrderAndCoalesced(t *testing.T) {
 	c.OnChange(func(State, State) { panic("a bad callback") })
 
 	for v := uint64(2); v <= 20; v++ {
-		f.push(func(s *inFrame) { s.Version = v; s.Level = int(v % 4) })
+		f.push(func(s *wire.Frame) { s.Version = v; s.Level = wire.Level(v % 4) })
 		if got := recvAck(t, f); got != v {
 			t.Fatalf("ack %d, want %d: a slow callback must not hold up the connection", got, v)
 		}
@@ -506,8 +507,8 @@ func TestOversizedReportFits(t *testing.T) {
 		r.Components[fmt.Sprintf("component-%02d", i)] = component.State{Kind: "breaker", Metrics: m}
 	}
 	fitFrame(&r, slog.New(slog.DiscardHandler))
-	b, _ := json.Marshal(reportFrame{Type: "report", Report: r})
-	if len(b) > maxFrame || len(r.Components) == 0 || len(r.Components) == component.MaxComponents {
+	b, _ := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: r})
+	if len(b) > wire.MaxClientFrame || len(r.Components) == 0 || len(r.Components) == component.MaxComponents {
 		t.Fatalf("frame %d bytes with %d components", len(b), len(r.Components))
 	}
 	if _, ok := r.Components["component-00"]; !ok {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brownout-io/brownout/sdk/wire"
 	"github.com/coder/websocket"
 )
 
@@ -24,7 +25,7 @@ type fakeController struct {
 	token    string
 	status   int // non-zero: refuse upgrades with this status
 	retry    string
-	state    inFrame
+	state    wire.Frame
 	conns    map[*websocket.Conn]context.CancelFunc
 	versions []string // version query parameter of each subscribe
 	silent   bool     // stop reading (and so answering pings) after the first state
@@ -43,7 +44,7 @@ func newFakeController(tb testing.TB) *fakeController {
 		acks:    make(chan uint64, 100),
 		reports: make(chan Report, 1000),
 		errs:    make(chan string, 100),
-		state: inFrame{
+		state: wire.Frame{
 			Type: "state", Service: "checkout", Version: 1, Level: 0, LevelName: "FULL",
 			Flags: map[string]bool{"analytics": true, "recommendations": true},
 			Cause: "initial", ChangedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -60,7 +61,7 @@ func (f *fakeController) close() {
 }
 
 func (f *fakeController) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != subscribePath {
+	if r.URL.Path != wire.SubscribePath {
 		http.NotFound(w, r)
 		return
 	}
@@ -80,7 +81,7 @@ func (f *fakeController) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"error":{"code":"refused","message":"refused by test"}}`))
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{subprotocol}})
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
 	if err != nil {
 		return
 	}
@@ -99,7 +100,7 @@ func (f *fakeController) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if v := r.URL.Query().Get("version"); v == strconv.FormatUint(st.Version, 10) {
-		f.send(ctx, conn, inFrame{Type: "unchanged", Service: st.Service, Version: st.Version})
+		f.send(ctx, conn, wire.Frame{Type: "unchanged", Service: st.Service, Version: st.Version})
 	} else {
 		f.send(ctx, conn, st)
 	}
@@ -132,7 +133,7 @@ func (f *fakeController) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (f *fakeController) send(ctx context.Context, conn *websocket.Conn, fr inFrame) {
+func (f *fakeController) send(ctx context.Context, conn *websocket.Conn, fr wire.Frame) {
 	b, _ := json.Marshal(fr)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -140,7 +141,7 @@ func (f *fakeController) send(ctx context.Context, conn *websocket.Conn, fr inFr
 }
 
 // push makes st the current state and sends it to every subscriber.
-func (f *fakeController) push(mut func(*inFrame)) inFrame {
+func (f *fakeController) push(mut func(*wire.Frame)) wire.Frame {
 	f.mu.Lock()
 	st := f.state
 	st.Flags = cloneFlags(st.Flags)

@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"encoding/json"
 	"log/slog"
 	"maps"
@@ -49,12 +51,13 @@ func (c *Client) runReporter() {
 
 func (c *Client) buildReport() Report {
 	cpu, mem := c.cfg.sampler.sample()
+	at := c.cfg.clock.Now().UTC()
 	r := Report{
-		CPUPercent:    cpu,
-		MemoryPercent: mem,
+		CPUPercent:    &cpu,
+		MemoryPercent: &mem,
 		Requests:      c.requests.Swap(0),
 		Errors:        c.errs.Swap(0),
-		At:            c.cfg.clock.Now().UTC(),
+		At:            &at,
 		Components:    c.componentStates(),
 	}
 	// Errors are counted just after requests; a report taken in between
@@ -69,20 +72,20 @@ func (c *Client) buildReport() Report {
 // can exceed it.
 func fitFrame(r *Report, log *slog.Logger) {
 	size := func() int {
-		b, err := json.Marshal(reportFrame{Type: "report", Report: *r})
+		b, err := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: *r})
 		if err != nil {
 			return 0
 		}
 		return len(b)
 	}
 	n := size()
-	if n <= maxFrame {
+	if n <= wire.MaxClientFrame {
 		return
 	}
 	names := slices.Sorted(maps.Keys(r.Components))
 	r.Components = maps.Clone(r.Components)
 	dropped := 0
-	for n > maxFrame && len(names) > 0 {
+	for n > wire.MaxClientFrame && len(names) > 0 {
 		delete(r.Components, names[len(names)-1])
 		names = names[:len(names)-1]
 		dropped++

@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"encoding/json"
 	"maps"
 	"strconv"
 	"time"
@@ -36,42 +35,6 @@ func (s Source) String() string {
 		return sourceNames[s]
 	}
 	return "source(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Override is an operator's decision that pins a service's level.
-type Override struct {
-	ID      string `json:"id"`
-	Service string `json:"service"`
-	Level   Level  `json:"level"`
-	Reason  string `json:"reason"`
-	Actor   string `json:"actor"`
-	// Emergency marks the global "force emergency mode" override.
-	Emergency bool      `json:"emergency,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-}
-
-// UnmarshalJSON accepts the id as a JSON string or number.
-func (o *Override) UnmarshalJSON(b []byte) error {
-	type plain Override
-	var aux struct {
-		plain
-		ID json.RawMessage `json:"id"`
-	}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	*o = Override(aux.plain)
-	o.ID = ""
-	if len(aux.ID) > 0 && string(aux.ID) != "null" {
-		var s string
-		if err := json.Unmarshal(aux.ID, &s); err == nil {
-			o.ID = s
-		} else {
-			o.ID = string(aux.ID)
-		}
-	}
-	return nil
 }
 
 // State is what a client serves: a service's effective level and flags, and

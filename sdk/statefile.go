@@ -76,7 +76,7 @@ func loadState(path, service string) (*remembered, error) {
 	if r.State.Service != service {
 		return nil, fmt.Errorf("state file is for service %q, not %q", r.State.Service, service)
 	}
-	if l := r.State.Level; l < 0 || l > int(MaxLevel) {
+	if l := r.State.Level; !l.Valid() {
 		return nil, fmt.Errorf("state file level %d out of range", l)
 	}
 	return &r, nil

@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,7 +78,7 @@ func (c *Client) session() (established bool, retryAfter time.Duration, err erro
 		return false, retryAfter, err
 	}
 	c.connections.Add(1)
-	conn.SetReadLimit(maxReadFrame)
+	conn.SetReadLimit(wire.MaxServerFrame)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -145,7 +147,7 @@ func (c *Client) dial() (*websocket.Conn, time.Duration, error) {
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient:   c.httpClient,
 		HTTPHeader:   h,
-		Subprotocols: []string{subprotocol},
+		Subprotocols: []string{wire.Subprotocol},
 	})
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -214,21 +216,21 @@ func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 		if typ != websocket.MessageText {
 			continue
 		}
-		var f inFrame
-		if err := json.Unmarshal(data, &f); err != nil {
+		f, err := wire.DecodeFrame(data)
+		if err != nil {
 			c.log.Warn("brownout: ignoring malformed frame", slog.Any(logKeyError, err))
 			continue
 		}
 		switch f.Type {
-		case "state":
+		case wire.TypeState:
 			if v, ok := c.applyState(&f); ok {
 				s.queueAck(v)
 			}
-		case "unchanged":
+		case wire.TypeUnchanged:
 			if v, ok := c.confirm(&f); ok {
 				s.queueAck(v)
 			}
-		case "error":
+		case wire.TypeError:
 			c.log.Warn("brownout: controller refused a frame",
 				slog.String(logKeyCode, f.Code), slog.String("message", f.Message))
 		default:
@@ -261,7 +263,7 @@ func (s *conn_) writeLoop(ctx context.Context, fail context.CancelFunc) {
 	c := s.c
 	for {
 		if v := s.ack.Swap(0); v != 0 {
-			if err := s.write(ctx, ackFrame{Type: "ack", Version: v}); err != nil {
+			if err := s.write(ctx, wire.Ack{Type: wire.TypeAck, Version: v}); err != nil {
 				fail()
 				return
 			}
@@ -269,7 +271,7 @@ func (s *conn_) writeLoop(ctx context.Context, fail context.CancelFunc) {
 			continue
 		}
 		if r, ok := c.ring.peek(); ok {
-			if err := s.write(ctx, reportFrame{Type: "report", Report: r}); err != nil {
+			if err := s.write(ctx, wire.ReportFrame{Type: wire.TypeReport, Report: r}); err != nil {
 				fail()
 				return
 			}
@@ -319,13 +321,13 @@ func (s *conn_) pingLoop(ctx context.Context, alive func()) {
 
 // applyState applies a state frame if it is newer than the one applied and
 // returns the version to acknowledge.
-func (c *Client) applyState(f *inFrame) (uint64, bool) {
+func (c *Client) applyState(f *wire.Frame) (uint64, bool) {
 	if f.Service != c.service {
 		c.log.Warn("brownout: ignoring state for another service", slog.String("got", f.Service))
 		return 0, false
 	}
-	if f.Level < 0 || f.Level > int(MaxLevel) {
-		c.log.Warn("brownout: ignoring state with invalid level", slog.Int(logKeyLevel, f.Level))
+	if !f.Level.Valid() {
+		c.log.Warn("brownout: ignoring state with invalid level", slog.Int(logKeyLevel, int(f.Level)))
 		return 0, false
 	}
 	if f.Flags == nil {
@@ -376,7 +378,7 @@ func (c *Client) applyState(f *inFrame) (uint64, bool) {
 }
 
 // confirm handles "unchanged": the controller's version is the one applied.
-func (c *Client) confirm(f *inFrame) (uint64, bool) {
+func (c *Client) confirm(f *wire.Frame) (uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.Version != c.applied || c.applied == 0 {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brownout-io/brownout/sdk/wire"
 	"github.com/coder/websocket"
 )
 
@@ -23,7 +24,7 @@ func TestFlagsArriveAndAreAcked(t *testing.T) {
 	if !c.Enabled("analytics") || c.Level() != LevelFull || c.State().Source != SourceController {
 		t.Fatalf("state after connect = %+v", c.State())
 	}
-	f.push(func(s *inFrame) {
+	f.push(func(s *wire.Frame) {
 		s.Version, s.Level, s.Cause = 2, 2, "override"
 		s.Flags["analytics"] = false
 		s.Override = &Override{ID: "7", Service: "checkout", Level: 2, Reason: "test"}
@@ -46,8 +47,8 @@ func TestOlderVersionsAreIgnored(t *testing.T) {
 	f.set(func(f *fakeController) { f.state.Version = 10 })
 	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts())
 	recvAck(t, f)
-	f.push(func(s *inFrame) { s.Version, s.Level = 9, 3 })
-	f.push(func(s *inFrame) { s.Version, s.Level = 11, 1 })
+	f.push(func(s *wire.Frame) { s.Version, s.Level = 9, 3 })
+	f.push(func(s *wire.Frame) { s.Version, s.Level = 11, 1 })
 	if got, want := recvAck(t, f), uint64(11); got != want {
 		t.Fatalf("ack = %d, want %d (9 must not be acked)", got, want)
 	}
@@ -226,7 +227,7 @@ func TestReportsFlowAndBufferWhileDisconnected(t *testing.T) {
 			t.Fatal("no report with requests")
 		}
 	}
-	if got.Requests != 4 || got.Errors != 1 || got.CPUPercent != 12.5 || got.MemoryPercent != 40 || got.At.IsZero() {
+	if got.Requests != 4 || got.Errors != 1 || got.CPUPercent == nil || *got.CPUPercent != 12.5 || got.MemoryPercent == nil || *got.MemoryPercent != 40 || got.At == nil || got.At.IsZero() {
 		t.Fatalf("report = %+v", got)
 	}
 
@@ -243,7 +244,7 @@ func TestReportsFlowAndBufferWhileDisconnected(t *testing.T) {
 	for len(ats) < 3 {
 		select {
 		case r := <-f.reports:
-			ats = append(ats, r.At)
+			ats = append(ats, *r.At)
 		case <-time.After(5 * time.Second):
 			t.Fatal("buffered reports not flushed")
 		}
@@ -258,7 +259,7 @@ func TestStateFilePersistedAndLoaded(t *testing.T) {
 	f := newFakeController(t)
 	c := mustConnect(t, f.srv.URL, WithToken("secret"), WithStateFile(path), fastOpts())
 	recvAck(t, f)
-	f.push(func(s *inFrame) { s.Version, s.Level, s.Flags = 4, 1, map[string]bool{"analytics": false} })
+	f.push(func(s *wire.Frame) { s.Version, s.Level, s.Flags = 4, 1, map[string]bool{"analytics": false} })
 	recvAck(t, f)
 	c.Close()
 
@@ -273,7 +274,7 @@ func TestStateFilePersistedAndLoaded(t *testing.T) {
 
 func TestStateFileVersionSentOnFirstConnect(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.json")
-	err := saveState(path, &remembered{State: inFrame{Service: "checkout", Version: 1, Level: 0,
+	err := saveState(path, &remembered{State: wire.Frame{Service: "checkout", Version: 1, Level: 0,
 		Flags: map[string]bool{"analytics": true}}})
 	if err != nil {
 		t.Fatal(err)
@@ -323,8 +324,8 @@ func TestSnapshotsAreConsistent(t *testing.T) {
 		}()
 	}
 	for v := uint64(2); v <= 200; v++ {
-		f.push(func(s *inFrame) {
-			s.Version, s.Level = v, int(v%4)
+		f.push(func(s *wire.Frame) {
+			s.Version, s.Level = v, wire.Level(v%4)
 			s.Flags = map[string]bool{"even": v%2 == 0}
 		})
 	}

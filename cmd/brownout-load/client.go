@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"bytes"
 	"context"
 	"errors"
@@ -17,7 +19,7 @@ import (
 )
 
 // subprotocol is the push protocol's websocket subprotocol.
-const subprotocol = "brownout.v1"
+const subprotocol = wire.Subprotocol
 
 // fleet is a set of subscribers over one endpoint (the controller or the
 // baseline broadcaster). The same code drives both, so that the two are
@@ -86,7 +88,7 @@ func (s *subscriber) url() string {
 	if v := s.version.Load(); v > 0 {
 		q.Set("version", strconv.FormatUint(v, 10))
 	}
-	return s.f.base + "/api/v1/subscribe?" + q.Encode()
+	return s.f.base + wire.SubscribePath + "?" + q.Encode()
 }
 
 func (s *subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
@@ -108,7 +110,7 @@ func (s *subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.SetReadLimit(1 << 20)
+	c.SetReadLimit(wire.MaxServerFrame)
 	return c, nil
 }
 
@@ -206,9 +208,7 @@ func (s *subscriber) session(ctx context.Context, c *websocket.Conn) {
 			s.f.errFrames.Add(1)
 			continue
 		}
-		ack = append(ack[:0], `{"type":"ack","version":`...)
-		ack = strconv.AppendUint(ack, v, 10)
-		ack = append(ack, '}')
+		ack = wire.AppendAck(ack[:0], v)
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err = c.Write(wctx, websocket.MessageText, ack)
 		cancel()
@@ -247,7 +247,7 @@ func (s *subscriber) applied(v uint64) {
 // frameVersion extracts the version of a state or unchanged frame without
 // a full JSON decode (the load tool shares the CPU with the controller).
 func frameVersion(data []byte) (uint64, bool) {
-	if !bytes.Contains(data, []byte(`"type":"state"`)) && !bytes.Contains(data, []byte(`"type":"unchanged"`)) {
+	if !bytes.Contains(data, []byte(`"type":"`+wire.TypeState+`"`)) && !bytes.Contains(data, []byte(`"type":"`+wire.TypeUnchanged+`"`)) {
 		return 0, false
 	}
 	i := bytes.Index(data, []byte(`"version":`))

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"bytes"
 	"context"
 	"errors"
@@ -80,10 +84,23 @@ func runIngest(ctx context.Context, o *options, res *Results, log io.Writer) err
 func reportFrames() [][]byte {
 	var out [][]byte
 	for i := 0; i < 16; i++ {
-		out = append(out, []byte(fmt.Sprintf(`{"type":"report","cpu_percent":%d.5,"memory_percent":%d,"requests":%d,"errors":%d}`,
-			20+i, 30+i, 100+i, i%2)))
+		b, err := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: loadReport("", "", i)})
+		if err != nil {
+			panic(err) // plain values: cannot fail
+		}
+		out = append(out, b)
 	}
 	return out
+}
+
+// loadReport is report i of a sequence whose signals stay well below every
+// default threshold.
+func loadReport(service, instance string, i int) wire.Report {
+	cpu, mem := float64(20+i%10)+0.5, float64(30+i%10)
+	return wire.Report{
+		Service: service, Instance: instance, CPUPercent: &cpu, MemoryPercent: &mem,
+		Requests: int64(100 + i%7), Errors: int64(i % 2),
+	}
 }
 
 func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult, log io.Writer) error {
@@ -236,17 +253,15 @@ func (f *fleet) pump(ctx context.Context, rate int, d time.Duration) (sent, fail
 func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log io.Writer) error {
 	bodies := make([][]byte, len(t.services))
 	for i, s := range t.services {
-		var b bytes.Buffer
-		b.WriteByte('[')
-		for j := 0; j < o.httpBatch; j++ {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, `{"service":%q,"instance":"h-%d","cpu_percent":%d.5,"memory_percent":%d,"requests":%d,"errors":%d}`,
-				s, j%50, 20+j%10, 30+j%10, 100+j%7, j%2)
+		batch := make([]wire.Report, o.httpBatch)
+		for j := range batch {
+			batch[j] = loadReport(s, fmt.Sprintf("h-%d", j%50), j)
 		}
-		b.WriteByte(']')
-		bodies[i] = b.Bytes()
+		b, err := json.Marshal(batch)
+		if err != nil {
+			return err
+		}
+		bodies[i] = b
 	}
 	before, err := t.api.metrics(ctx)
 	if err != nil {
@@ -265,7 +280,7 @@ func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log
 		go func() {
 			defer wg.Done()
 			for k := w; hctx.Err() == nil; k += o.httpWorkers {
-				req, _ := http.NewRequestWithContext(hctx, http.MethodPost, t.url+"/api/v1/reports", bytes.NewReader(bodies[k%len(bodies)]))
+				req, _ := http.NewRequestWithContext(hctx, http.MethodPost, t.url+wire.ReportsPath, bytes.NewReader(bodies[k%len(bodies)]))
 				req.Header.Set("Authorization", "Bearer "+t.token)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := hc.Do(req)

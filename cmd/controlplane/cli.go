@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -924,7 +926,7 @@ it fail from now on, and its live websocket connections are closed.`)
 
 // ---- formatting ----
 
-func levelName(l int) string { return fmt.Sprintf("%d %s", l, levels.Level(l)) }
+func levelName(l int) string { return fmt.Sprintf("%d %s", l, wire.Level(l)) }
 
 // parseLevel reads a level as a number or a name. A number is passed on
 // as is, so that the controller's own message explains a wrong one.
@@ -933,12 +935,11 @@ func parseLevel(s string) (int, error) {
 	if n, err := strconv.Atoi(s); err == nil {
 		return n, nil
 	}
-	for l := levels.Full; l <= levels.MaxLevel; l++ {
-		if strings.EqualFold(s, l.String()) {
-			return int(l), nil
-		}
+	l, err := wire.ParseLevel(s)
+	if err != nil {
+		return 0, fmt.Errorf("--level %q: want 0-3 or FULL, REDUCED, ESSENTIAL, MAINTENANCE", s)
 	}
-	return 0, fmt.Errorf("--level %q: want 0-3 or FULL, REDUCED, ESSENTIAL, MAINTENANCE", s)
+	return int(l), nil
 }
 
 func scopeName(service string) string {

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"encoding/json"
 	"sort"
 	"sync"
@@ -49,27 +51,26 @@ type instance struct {
 }
 
 // StateMessage is the snapshot a subscriber receives, encoded once per
-// change and shared by every subscriber of the service.
-type StateMessage struct {
-	Type          string             `json:"type"`
-	Service       string             `json:"service"`
-	Epoch         string             `json:"epoch"`
-	Version       uint64             `json:"version"`
-	Level         int                `json:"level"`
-	LevelName     string             `json:"level_name"`
-	ComputedLevel int                `json:"computed_level"`
-	Flags         map[string]bool    `json:"flags"`
-	Override      *brownout.Override `json:"override"`
-	Cause         string             `json:"cause"`
-	Detail        string             `json:"detail,omitempty"`
-	ChangedAt     time.Time          `json:"changed_at"`
-}
+// change and shared by every subscriber of the service: the wire
+// contract's state frame.
+type StateMessage = wire.State
 
 func (s *service) message() StateMessage {
 	return StateMessage{
-		Type: "state", Service: s.name, Epoch: s.epoch, Version: s.state.Version, Level: s.state.Level,
-		LevelName: levels.Level(s.state.Level).String(), ComputedLevel: s.state.ComputedLevel,
-		Flags: s.flags, Override: s.override, Cause: s.state.Cause, Detail: s.detail, ChangedAt: s.state.ChangedAt,
+		Type: wire.TypeState, Service: s.name, Epoch: s.epoch, Version: s.state.Version, Level: wire.Level(s.state.Level),
+		LevelName: wire.Level(s.state.Level).String(), ComputedLevel: wire.Level(s.state.ComputedLevel),
+		Flags: s.flags, Override: wireOverride(s.override), Cause: s.state.Cause, Detail: s.detail, ChangedAt: s.state.ChangedAt,
+	}
+}
+
+// wireOverride is the part of an override a state frame carries.
+func wireOverride(o *brownout.Override) *wire.Override {
+	if o == nil {
+		return nil
+	}
+	return &wire.Override{
+		ID: o.ID, Service: o.Service, Level: wire.Level(o.Level), Reason: o.Reason, Actor: o.Actor,
+		Emergency: o.Emergency, CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt,
 	}
 }
 

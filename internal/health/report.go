@@ -5,6 +5,8 @@
 package health
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -20,22 +22,15 @@ import (
 // Report is one instance's report. Requests and Errors count what happened
 // since the instance's previous report; a client that knows only a rate
 // sends ErrorRate instead.
-type Report struct {
-	Service       string                     `json:"service"`
-	Instance      string                     `json:"instance"`
-	CPUPercent    *float64                   `json:"cpu_percent"`
-	MemoryPercent *float64                   `json:"memory_percent"`
-	Requests      int64                      `json:"requests"`
-	Errors        int64                      `json:"errors"`
-	ErrorRate     *float64                   `json:"error_rate,omitempty"`
-	At            *time.Time                 `json:"at,omitempty"`
-	Components    map[string]component.State `json:"components,omitempty"`
-}
+//
+// Its fields and their JSON names are the wire contract's report; Report
+// adds the controller's validation.
+type Report wire.Report
 
 // Limits on what a report may carry.
 const (
 	// MaxBatch is the most reports one POST may carry.
-	MaxBatch = 1000
+	MaxBatch = wire.MaxBatch
 	// MaxCount bounds requests and errors per report.
 	MaxCount = 1_000_000_000_000
 	// MaxFuture is how far ahead of the controller's clock "at" may be.
@@ -43,7 +38,7 @@ const (
 	// MaxPast is how far behind the controller's clock "at" may be.
 	MaxPast = 24 * time.Hour
 	// MaxComponentNameLen bounds component and metric names.
-	MaxComponentNameLen = 64
+	MaxComponentNameLen = wire.MaxNameLen
 )
 
 // Validate checks a report against the contract at time now. It returns a

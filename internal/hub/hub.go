@@ -15,6 +15,8 @@
 package hub
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"encoding/json"
 	"sort"
 	"sync"
@@ -60,8 +62,8 @@ type Config struct {
 
 // Close codes sent to subscribers when the hub ends a connection.
 const (
-	CloseRevoked  = 4401 // the token was revoked: final for the client
-	CloseShutdown = 1001 // going away: reconnect
+	CloseRevoked  = wire.CloseRevoked  // the token was revoked: final for the client
+	CloseShutdown = wire.CloseShutdown // going away: reconnect
 )
 
 // Hub is the set of subscribers of every service. The zero value is not
@@ -231,7 +233,7 @@ func (h *Hub) Subscribe(service, instance, tokenID string, known uint64, knownEp
 	t.subs[sub] = struct{}{}
 	cur := t.latest
 	if known != 0 && known == cur.Version && (knownEpoch == "" || knownEpoch == cur.Epoch) {
-		b, _ := json.Marshal(map[string]any{"type": "unchanged", "service": service, "epoch": cur.Epoch, "version": known})
+		b, _ := json.Marshal(wire.Unchanged{Type: wire.TypeUnchanged, Service: service, Epoch: cur.Epoch, Version: known})
 		sub.offer(&Message{Version: known, Data: b})
 	} else {
 		// The first snapshot is not a change: its ack does not count as

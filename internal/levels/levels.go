@@ -8,6 +8,8 @@
 package levels
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"encoding/json"
 	"fmt"
 	"math"
@@ -16,32 +18,20 @@ import (
 	"github.com/brownout-io/brownout"
 )
 
-// Level is a degradation level, 0 (FULL) to 3 (MAINTENANCE).
-type Level int
+// Level is a degradation level, 0 (FULL) to 3 (MAINTENANCE): the wire
+// contract's, so the engine and every client agree on levels and names.
+type Level = wire.Level
 
 // The four levels.
 const (
-	Full Level = iota
-	Reduced
-	Essential
-	Maintenance
+	Full        = wire.LevelFull
+	Reduced     = wire.LevelReduced
+	Essential   = wire.LevelEssential
+	Maintenance = wire.LevelMaintenance
 )
 
 // MaxLevel is the highest level.
-const MaxLevel = Maintenance
-
-var names = [...]string{"FULL", "REDUCED", "ESSENTIAL", "MAINTENANCE"}
-
-// String returns the level's name, e.g. "ESSENTIAL".
-func (l Level) String() string {
-	if l < Full || l > Maintenance {
-		return fmt.Sprintf("LEVEL(%d)", int(l))
-	}
-	return names[l]
-}
-
-// Valid reports whether l is one of the four levels.
-func (l Level) Valid() bool { return l >= Full && l <= Maintenance }
+const MaxLevel = wire.MaxLevel
 
 // Signals are a service's aggregated signals.
 type Signals struct {

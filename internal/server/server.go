@@ -5,6 +5,8 @@
 package server
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"context"
 	"embed"
 	"log/slog"
@@ -72,7 +74,7 @@ func (c *Config) setDefaults() {
 		c.MaxBody = 1 << 20
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = 64 << 10
+		c.MaxFrame = wire.MaxClientFrame
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/brownout-io/brownout/sdk/wire"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +20,7 @@ import (
 )
 
 // Subprotocol is the websocket subprotocol of the push protocol.
-const Subprotocol = "brownout.v1"
+const Subprotocol = wire.Subprotocol
 
 // maxBadFrames is how many refused frames in a row end a connection.
 const maxBadFrames = 20
@@ -59,7 +61,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		known = n
 	}
 	epoch := q.Get("epoch")
-	if len(epoch) > 64 {
+	if len(epoch) > wire.MaxEpochLen {
 		writeError(w, r, brownout.FieldErrorf(brownout.EBADREQUEST, "epoch", "is not an epoch from a state frame"))
 		return
 	}
@@ -176,10 +178,10 @@ func (s *Server) handleFrame(ctx context.Context, sub *hub.Subscriber, p auth.Pr
 		return err
 	}
 	switch f.Type {
-	case "ack":
+	case wire.TypeAck:
 		s.hub.Ack(sub, f.Version)
 		return nil
-	case "report":
+	case wire.TypeReport:
 		rep := f.Report
 		if rep.Service == "" {
 			rep.Service = sub.Service
@@ -209,40 +211,13 @@ func (s *Server) handleFrame(ctx context.Context, sub *hub.Subscriber, p auth.Pr
 	}
 }
 
-// ackPrefix is how every ack the SDK sends begins.
-const ackPrefix = `{"type":"ack","version":`
-
-// parseAck recognises an ack in its canonical form, {"type":"ack","version":N},
-// without a JSON decoder: one arrives from every subscriber on every change,
-// and the decoder costs several allocations each. Anything else, even an
-// equivalent ack spelled differently, returns ok false and takes the strict
-// decoder's path.
-func parseAck(data []byte) (version uint64, ok bool) {
-	if len(data) < len(ackPrefix)+2 || string(data[:len(ackPrefix)]) != ackPrefix || data[len(data)-1] != '}' {
-		return 0, false
-	}
-	digits := data[len(ackPrefix) : len(data)-1]
-	if len(digits) == 0 || len(digits) > 20 || (digits[0] == '0' && len(digits) > 1) {
-		return 0, false
-	}
-	for _, d := range digits {
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-	}
-	v, err := strconv.ParseUint(string(digits), 10, 64)
-	return v, err == nil
-}
-
-type errorFrame struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
+// parseAck recognises an ack in its canonical form without a JSON decoder:
+// one arrives from every subscriber on every change, and the decoder costs
+// several allocations each.
+func parseAck(data []byte) (version uint64, ok bool) { return wire.ParseAck(data) }
 
 func (s *Server) sendError(ctx context.Context, c *websocket.Conn, err error) {
-	f := errorFrame{Type: "error", Code: brownout.ErrorCode(err), Message: brownout.ErrorMessage(err)}
+	f := wire.Error{Type: wire.TypeError, Code: brownout.ErrorCode(err), Message: brownout.ErrorMessage(err)}
 	var be *brownout.Error
 	if errors.As(err, &be) {
 		f.Field = be.Field
@@ -256,8 +231,8 @@ func (s *Server) sendError(ctx context.Context, c *websocket.Conn, err error) {
 // truncateReason keeps a close reason within the 123 bytes a close frame
 // allows.
 func truncateReason(s string) string {
-	if len(s) > 120 {
-		return s[:120]
+	if len(s) > wire.MaxCloseReason-3 {
+		return s[:wire.MaxCloseReason-3]
 	}
 	return s
 }

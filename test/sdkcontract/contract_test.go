@@ -221,7 +221,8 @@ func TestContractReports(t *testing.T) {
 	}
 
 	// Reports over HTTP, for clients without a connection.
-	err := c.PostReports(context.Background(), sdk.Report{Service: "checkout", Instance: "batch-1", CPUPercent: 5, MemoryPercent: 10, Requests: 3})
+	cpu, mem := 5.0, 10.0
+	err := c.PostReports(context.Background(), sdk.Report{Service: "checkout", Instance: "batch-1", CPUPercent: &cpu, MemoryPercent: &mem, Requests: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
