@@ -13,6 +13,10 @@ targets=(
   ./internal/server:FuzzFrameDecode
   ./internal/server:FuzzSubscribeFrames
   ./internal/server:FuzzHistoryQuery
+  ./web:FuzzSignIn
+  ./web:FuzzDashboardForms
+  ./web:FuzzRedirectTarget
+  ./web:FuzzSessionCookie
 )
 for t in "${targets[@]}"; do
   pkg="${t%%:*}" name="${t##*:}"
