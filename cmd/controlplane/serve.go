@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout/internal/app"
+	"github.com/brownout-io/brownout/internal/certreload"
 	"github.com/brownout-io/brownout/internal/demo"
 	"github.com/brownout-io/brownout/internal/netlimit"
 )
@@ -43,6 +45,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	debugAddr := fs.String("debug-addr", "", "if set, serve Go pprof profiles on this address (keep it on loopback)")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain); re-read when the file changes")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert; re-read when the file changes")
+	hstsAge := fs.Duration("hsts-max-age", 365*24*time.Hour, "with TLS, Strict-Transport-Security max-age (0: no HSTS header)")
 	drain := fs.Duration("drain", 5*time.Second, "on SIGTERM, answer /readyz with 503 for this long while still serving, then stop")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "after the drain, how long in-flight requests and websockets get to finish")
 	fs.Usage = func() {
@@ -107,6 +112,16 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *origins != "" {
 		cfg.Server.OriginPatterns = strings.Split(*origins, ",")
 	}
+	var certs *certreload.Reloader
+	switch {
+	case (*tlsCert == "") != (*tlsKey == ""):
+		return usageError{"--tls-cert and --tls-key go together"}
+	case *tlsCert != "":
+		if certs, err = certreload.New(*tlsCert, *tlsKey, time.Second, log); err != nil {
+			return err
+		}
+		cfg.Server.HSTSMaxAge = *hstsAge
+	}
 	a, err := app.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -127,11 +142,18 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	if certs != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	}
 	if *debugAddr != "" {
 		go serveDebug(ctx, *debugAddr, log)
 	}
 	a.Run(ctx)
-	url := "http://" + ln.Addr().String()
+	scheme := "http://"
+	if certs != nil {
+		scheme = "https://"
+	}
+	url := scheme + ln.Addr().String()
 	if *demoOn {
 		go demo.Run(ctx, a.Controller, 2*time.Second, log)
 		go demo.RunShop(ctx, url, a.AdminToken, log)
@@ -146,7 +168,13 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Brownout controller on %s (admin token from CONTROLPLANE_ADMIN_TOKEN)\n", url)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		_ = a.Close(context.Background())

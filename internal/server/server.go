@@ -11,6 +11,7 @@ import (
 	"embed"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,9 @@ type Config struct {
 	// OriginPatterns are extra hosts allowed to open websockets from a
 	// browser (the request's own host always is).
 	OriginPatterns []string
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security with this
+	// max-age on every answer over TLS (the controller serving TLS itself).
+	HSTSMaxAge time.Duration
 	// Now is the clock.
 	Now func() time.Time
 }
@@ -190,7 +194,7 @@ func OpenAPI() []byte {
 
 func (s *Server) routes(extra http.Handler) chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.realClient, s.instrument)
+	r.Use(s.recoverer, s.realClient, s.instrument, s.hsts)
 	healthz := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -253,6 +257,20 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 		r.Handle("/*", extra)
 	}
 	return r
+}
+
+// hsts tells browsers to use HTTPS only, on answers that came over TLS.
+func (s *Server) hsts(next http.Handler) http.Handler {
+	if s.cfg.HSTSMaxAge <= 0 {
+		return next
+	}
+	value := "max-age=" + strconv.FormatInt(int64(s.cfg.HSTSMaxAge/time.Second), 10)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", value)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
