@@ -27,9 +27,14 @@ import (
 
 // Options tune a DB; the zero value is usable.
 type Options struct {
-	// MaxConns bounds the pool (default 10). The change-feed listener holds
-	// one more connection of its own.
+	// MaxConns bounds the pool (default 10, or pool_max_conns in the DSN).
+	// The change-feed listener holds one more connection of its own.
 	MaxConns int32
+	// WriteTimeout bounds each write transaction, begin to commit (default
+	// 10 s), so that a database that stops answering (a cut network, not a
+	// refused connection) turns writes into storage.ErrUnavailable in
+	// bounded time rather than hanging the request.
+	WriteTimeout time.Duration
 	// Log receives the store's messages; nil discards them.
 	Log *slog.Logger
 	// Replica names this process in the changes it announces (see
@@ -44,6 +49,8 @@ type DB struct {
 	config  *pgxpool.Config
 	log     *slog.Logger
 	replica string
+	// writeTimeout bounds one write transaction.
+	writeTimeout time.Duration
 	// now is the clock of Change.At; tests may replace it.
 	now func() time.Time
 
@@ -80,9 +87,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		// The parse error may quote the DSN, password included.
 		return nil, errors.New("open postgres: the connection string is not valid")
 	}
-	cfg.MaxConns = 10
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = 10
+	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	writeTimeout := opts.WriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = 10 * time.Second
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 5 * time.Second
@@ -109,7 +122,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", translate(err))
 	}
-	return &DB{pool: pool, config: cfg, log: log, replica: opts.Replica, now: time.Now, series: map[string]int64{}}, nil
+	return &DB{pool: pool, config: cfg, log: log, replica: opts.Replica, writeTimeout: writeTimeout, now: time.Now, series: map[string]int64{}}, nil
 }
 
 // migrate applies the migrations through database/sql (goose's interface)
@@ -190,6 +203,8 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (er
 			(*o)(op, time.Since(start))
 		}
 	}()
+	ctx, cancel := context.WithTimeout(ctx, db.writeTimeout)
+	defer cancel()
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: begin: %w", op, translate(err))

@@ -40,6 +40,9 @@ const (
 	// cut network, a killed server) is noticed within seconds, not at the
 	// next TCP timeout.
 	listenPing = 2 * time.Second
+	// listenPingTimeout bounds that round trip: a feed cut off is reported
+	// lost within listenPing + listenPingTimeout.
+	listenPingTimeout = 3 * time.Second
 )
 
 // Listen calls fn, from one goroutine and in commit order, for every
@@ -120,7 +123,7 @@ func (db *DB) session(ctx context.Context, fn func(brownout.Change)) (connected 
 			return true, ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
 			// Silent for listenPing: prove the connection is alive.
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
 			err := conn.Ping(pctx)
 			cancel()
 			if err != nil {
