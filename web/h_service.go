@@ -30,7 +30,7 @@ func (h *handler) servicePage(w http.ResponseWriter, r *http.Request, rc reqCtx)
 
 func (h *handler) renderService(w http.ResponseWriter, r *http.Request, rc reqCtx, name string, forms serviceForms, status int) {
 	ctx := r.Context()
-	v, err := h.d.Controller.Service(name)
+	v, err := h.d.Controller.ServicePage(name, service.MaxInstances)
 	if err != nil {
 		h.errorPage(w, r, rc, http.StatusNotFound, "No such service", "There is no service named "+strconv.Quote(name)+". Services appear once they report or subscribe.")
 		return

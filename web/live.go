@@ -300,7 +300,7 @@ func (hb *hub) renderAndSend(conns []*liveConn) {
 		}
 	}
 	for name := range services {
-		v, err := h.d.Controller.Service(name)
+		v, err := h.d.Controller.ServicePage(name, service.MaxInstances)
 		if err != nil {
 			continue
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/brownout-io/brownout/internal/app"
 	"github.com/brownout-io/brownout/internal/certreload"
 	"github.com/brownout-io/brownout/internal/demo"
+	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/netlimit"
 )
 
@@ -36,6 +37,13 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	stale := fs.Duration("stale-after", 30*time.Second, "an instance silent this long leaves the aggregate")
 	evalEvery := fs.Duration("eval-interval", time.Second, "how often levels are evaluated")
 	maxConns := fs.Int("max-conns-per-token", 10000, "most concurrent subscriptions one token may hold")
+	maxServices := fs.Int("max-services", 10000, "most services the controller tracks")
+	maxInstances := fs.Int("max-instances", 10000, "most instances of one service")
+	maxOverrides := fs.Int("max-overrides", 1000, "most active overrides (emergency mode is exempt)")
+	maxComponents := fs.Int("max-components", health.DefaultLimits().MaxComponents, "most components one report may carry")
+	maxMetrics := fs.Int("max-metrics", health.DefaultLimits().MaxMetrics, "most metrics one component may carry")
+	maxCompName := fs.Int("max-component-name-len", health.DefaultLimits().MaxNameLen, "longest component name, kind, state or metric name, in bytes (component names also follow the name rule, 64 at most)")
+	maxCompBytes := fs.Int64("max-component-bytes", 16<<20, "memory budget for the components instances report, in bytes (the heap may hold about twice as much before the GC runs); past it reports count but their components are dropped")
 	maxOpen := fs.Int("max-conns", 10000, "most concurrent TCP connections in total (0: no cap; kept below the open-file limit)")
 	maxOpenPerAddr := fs.Int("max-conns-per-addr", 1024, "most concurrent TCP connections from one address, or concurrent requests from one client behind a trusted proxy (0: no cap)")
 	maxSubs := fs.Int("max-subscribers", 10000, "most concurrent websocket subscribers in total (0: no cap)")
@@ -90,6 +98,19 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.Controller.Window, cfg.Controller.StaleAfter, cfg.Controller.EvalInterval = *window, *stale, *evalEvery
 	cfg.Server.MaxConnsPerToken = *maxConns
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{{"max-services", int64(*maxServices)}, {"max-instances", int64(*maxInstances)}, {"max-overrides", int64(*maxOverrides)},
+		{"max-components", int64(*maxComponents)}, {"max-metrics", int64(*maxMetrics)}, {"max-component-name-len", int64(*maxCompName)},
+		{"max-component-bytes", *maxCompBytes}} {
+		if v.n < 1 {
+			return fmt.Errorf("--%s: %d, want at least 1", v.name, v.n)
+		}
+	}
+	cfg.Controller.MaxServices, cfg.Controller.MaxInstances, cfg.Controller.MaxOverrides = *maxServices, *maxInstances, *maxOverrides
+	cfg.Controller.MaxComponentBytes = *maxCompBytes
+	cfg.Server.ReportLimits = health.Limits{MaxComponents: *maxComponents, MaxMetrics: *maxMetrics, MaxNameLen: *maxCompName}
 	trusted, err := netlimit.ParseProxies(*proxies)
 	if err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)

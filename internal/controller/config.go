@@ -248,6 +248,22 @@ func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, ac
 	action := "override.create"
 	if emergency {
 		action = "emergency.start"
+	} else {
+		// Emergency mode is exempt: it must work however many overrides
+		// a careless script left behind.
+		c.ovMu.Lock()
+		n := len(c.overrides) + c.ovReserved
+		if n >= c.cfg.MaxOverrides {
+			c.ovMu.Unlock()
+			return brownout.Override{}, brownout.Errorf(brownout.EINVALID, "%d overrides are active, the limit (--max-overrides); clear some first", n)
+		}
+		c.ovReserved++
+		c.ovMu.Unlock()
+		defer func() {
+			c.ovMu.Lock()
+			c.ovReserved--
+			c.ovMu.Unlock()
+		}()
 	}
 	err = c.commitWith(ctx, c.affected(o.Service), now, func(*service) string { return triggerOverride }, &commitHooks{
 		apply: func() {

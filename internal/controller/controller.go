@@ -25,6 +25,7 @@ import (
 	"maps"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/brownout-io/brownout"
@@ -50,6 +51,14 @@ type Config struct {
 	MaxServices int
 	// MaxInstances bounds the instances of one service (10,000).
 	MaxInstances int
+	// MaxOverrides bounds the active overrides (1,000).
+	MaxOverrides int
+	// MaxComponentBytes bounds the memory spent on the components that
+	// instances report (health.ComponentsCost, summed over every instance
+	// and every report waiting in an inbox; 16 MiB). Past it, a report's
+	// signals still count but its components are dropped, and the
+	// instance keeps the components it last had stored.
+	MaxComponentBytes int64
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 }
@@ -72,6 +81,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInstances <= 0 {
 		c.MaxInstances = 10_000
+	}
+	if c.MaxOverrides <= 0 {
+		c.MaxOverrides = 1_000
+	}
+	if c.MaxComponentBytes <= 0 {
+		c.MaxComponentBytes = 16 << 20
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -120,6 +135,9 @@ type Controller struct {
 
 	ovMu      sync.RWMutex
 	overrides []brownout.Override // active, by created_at
+	// ovReserved counts creations between the limit check and commit, so
+	// that concurrent creations cannot pass MaxOverrides together.
+	ovReserved int
 
 	watchMu  sync.Mutex
 	watchers map[chan struct{}]struct{}
@@ -127,6 +145,12 @@ type Controller struct {
 	// epoch is the store's epoch, sent with every state so that a client
 	// can tell a reset history (versions starting over) from an old frame.
 	epoch string
+
+	// componentBytes is the component budget in use (see
+	// Config.MaxComponentBytes); componentsDropped counts reports whose
+	// components did not fit.
+	componentBytes    atomic.Int64
+	componentsDropped atomic.Uint64
 }
 
 // New returns a controller over store that publishes to h. samples may be
@@ -260,7 +284,8 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		forgotten := false
 		for _, name := range svc.window.Forget(cutoff) {
-			if svc.instances[name] != nil {
+			if in := svc.instances[name]; in != nil {
+				c.releaseComponents(in.componentCost)
 				delete(svc.instances, name)
 				forgotten = true
 			}
@@ -268,6 +293,7 @@ func (c *Controller) Tick(ctx context.Context) {
 		for name, in := range svc.instances {
 			if in.lastSeen.Before(cutoff) {
 				if _, ok := svc.window.LastSeen(name); !ok {
+					c.releaseComponents(in.componentCost)
 					delete(svc.instances, name)
 					forgotten = true
 				}
@@ -296,18 +322,53 @@ func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
 		_, ok := svc.instances[r.Instance]
 		svc.mu.Unlock()
 		if !ok {
-			return brownout.Errorf(brownout.EINVALID, "service %q already has %d instances, the most allowed", r.Service, c.cfg.MaxInstances)
+			return brownout.Errorf(brownout.EINVALID, "service %q already has %d instances, the limit per service (--max-instances)", r.Service, c.cfg.MaxInstances)
+		}
+	}
+	var cost int64
+	if len(r.Components) > 0 {
+		cost = health.ComponentsCost(r.Components)
+		if !c.reserveComponents(cost) {
+			r.Components, cost = nil, 0
+			c.componentsDropped.Add(1)
 		}
 	}
 	sh := &svc.inbox[shardOf(r.Instance)]
 	sh.mu.Lock()
 	if len(sh.reports) >= maxInboxPerShard {
 		sh.mu.Unlock()
+		c.releaseComponents(cost)
 		return brownout.Errorf(brownout.ETHROTTLED, "the controller is behind on reports for %q; retry shortly", r.Service)
 	}
-	sh.reports = append(sh.reports, inboxReport{r: r, at: c.cfg.Now()})
+	sh.reports = append(sh.reports, inboxReport{r: r, at: c.cfg.Now(), cost: cost})
 	sh.mu.Unlock()
 	return nil
+}
+
+// reserveComponents takes n bytes of the component budget, or reports
+// that they do not fit.
+func (c *Controller) reserveComponents(n int64) bool {
+	for {
+		used := c.componentBytes.Load()
+		if used+n > c.cfg.MaxComponentBytes {
+			return false
+		}
+		if c.componentBytes.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+func (c *Controller) releaseComponents(n int64) {
+	if n != 0 {
+		c.componentBytes.Add(-n)
+	}
+}
+
+// ComponentBudget returns the component bytes in use and the reports whose
+// components were dropped because the budget was spent.
+func (c *Controller) ComponentBudget() (used int64, dropped uint64) {
+	return c.componentBytes.Load(), c.componentsDropped.Load()
 }
 
 // Inbox sizing: reports wait at most one evaluation interval; the bound
@@ -319,8 +380,9 @@ const (
 )
 
 type inboxReport struct {
-	r  health.Report
-	at time.Time
+	r    health.Report
+	at   time.Time
+	cost int64 // component budget reserved by r.Components
 }
 
 type inboxShard struct {
@@ -351,11 +413,18 @@ func (c *Controller) drainLocked(svc *service) {
 			in := svc.instances[ir.r.Instance]
 			if in == nil {
 				if len(svc.instances) >= c.cfg.MaxInstances {
+					c.releaseComponents(ir.cost)
 					continue // refused at Ingest once the set is published
 				}
 				in = &instance{}
 				svc.instances[ir.r.Instance] = in
 				added = true
+			}
+			if ir.r.Components != nil {
+				// The window keeps the newest components: the old ones'
+				// budget is free again.
+				c.releaseComponents(in.componentCost)
+				in.componentCost = ir.cost
 			}
 			if ir.at.After(in.lastSeen) {
 				in.lastSeen = ir.at
@@ -649,7 +718,7 @@ func (c *Controller) service(ctx context.Context, name string, create bool) (*se
 		return svc, nil
 	}
 	if n >= c.cfg.MaxServices {
-		return nil, brownout.Errorf(brownout.EINVALID, "the controller already has %d services, the most allowed", c.cfg.MaxServices)
+		return nil, brownout.Errorf(brownout.EINVALID, "the controller already has %d services, the limit (--max-services)", c.cfg.MaxServices)
 	}
 	now := c.cfg.Now()
 	svc = c.newService(name)

@@ -47,7 +47,8 @@ func (s *service) countInstancesLocked() { s.nInstances.Store(int64(len(s.instan
 
 // instance is one reporting instance; its subscriptions are the hub's.
 type instance struct {
-	lastSeen time.Time // last report
+	lastSeen      time.Time // last report
+	componentCost int64     // component budget its stored components hold
 }
 
 // StateMessage is the snapshot a subscriber receives, encoded once per
@@ -109,29 +110,47 @@ type Convergence struct {
 
 // ServiceView is a service as the API and dashboard show it.
 type ServiceView struct {
-	Name             string             `json:"name"`
-	Level            int                `json:"level"`
-	LevelName        string             `json:"level_name"`
-	ComputedLevel    int                `json:"computed_level"`
-	Version          uint64             `json:"version"`
-	Override         *brownout.Override `json:"override"`
-	Flags            map[string]bool    `json:"flags"`
-	Signals          levels.Signals     `json:"signals"`
-	Stale            bool               `json:"stale"`
-	Cause            string             `json:"cause"`
-	Detail           string             `json:"detail,omitempty"`
-	ChangedAt        time.Time          `json:"changed_at"`
-	CreatedAt        time.Time          `json:"created_at"`
-	LastReport       *time.Time         `json:"last_report"`
-	Subscribers      int                `json:"subscribers"`
-	Instances        []InstanceView     `json:"instances"`
-	Convergence      Convergence        `json:"convergence"`
-	Thresholds       levels.Thresholds  `json:"thresholds"`
-	CustomThresholds bool               `json:"custom_thresholds"`
-	CustomFlags      bool               `json:"custom_flags"`
+	Name          string             `json:"name"`
+	Level         int                `json:"level"`
+	LevelName     string             `json:"level_name"`
+	ComputedLevel int                `json:"computed_level"`
+	Version       uint64             `json:"version"`
+	Override      *brownout.Override `json:"override"`
+	Flags         map[string]bool    `json:"flags"`
+	Signals       levels.Signals     `json:"signals"`
+	Stale         bool               `json:"stale"`
+	Cause         string             `json:"cause"`
+	Detail        string             `json:"detail,omitempty"`
+	ChangedAt     time.Time          `json:"changed_at"`
+	CreatedAt     time.Time          `json:"created_at"`
+	LastReport    *time.Time         `json:"last_report"`
+	Subscribers   int                `json:"subscribers"`
+	// InstanceCount and StaleInstances count every known instance and the
+	// stale ones among them; lists carry these instead of Instances.
+	InstanceCount  int `json:"instance_count"`
+	StaleInstances int `json:"stale_instances"`
+	// Instances is absent from lists; one service's view lists them
+	// without their components.
+	Instances        []InstanceView    `json:"instances,omitempty"`
+	Convergence      Convergence       `json:"convergence"`
+	Thresholds       levels.Thresholds `json:"thresholds"`
+	CustomThresholds bool              `json:"custom_thresholds"`
+	CustomFlags      bool              `json:"custom_flags"`
 }
 
-func (c *Controller) view(svc *service, now time.Time) ServiceView {
+// viewMode says how much per-instance detail a view carries.
+type viewMode struct {
+	instances  bool // list instances
+	components bool // with their components
+	max        int  // at most this many instances (0: all)
+}
+
+var (
+	viewSummary   = viewMode{}
+	viewInstances = viewMode{instances: true}
+)
+
+func (c *Controller) view(svc *service, now time.Time, mode viewMode) ServiceView {
 	th := c.thresholdsFor(svc.name)
 	c.cfgMu.RLock()
 	_, customT := c.svcThresholds[svc.name]
@@ -182,7 +201,9 @@ func (c *Controller) view(svc *service, now time.Time) ServiceView {
 			lr := st.LastSeen
 			iv.LastReport = &lr
 			iv.CPUPercent, iv.MemoryPercent, iv.ErrorRate = st.CPUPercent, st.MemoryPercent, st.ErrorRate
-			iv.Components = st.Components
+			if mode.components {
+				iv.Components = st.Components
+			}
 			if lr.After(lastReport) {
 				lastReport = lr
 			}
@@ -207,9 +228,18 @@ func (c *Controller) view(svc *service, now time.Time) ServiceView {
 				v.Convergence.Behind = append(v.Convergence.Behind, name)
 			}
 		}
-		v.Instances = append(v.Instances, iv)
+		v.InstanceCount++
+		if iv.Stale {
+			v.StaleInstances++
+		}
+		if mode.instances {
+			v.Instances = append(v.Instances, iv)
+		}
 	}
 	sort.Slice(v.Instances, func(i, j int) bool { return v.Instances[i].Name < v.Instances[j].Name })
+	if mode.max > 0 && len(v.Instances) > mode.max {
+		v.Instances = v.Instances[:mode.max]
+	}
 	sort.Strings(v.Convergence.Behind)
 	if slowest > 0 {
 		v.Convergence.SlowestAck = slowest.String()
@@ -218,33 +248,77 @@ func (c *Controller) view(svc *service, now time.Time) ServiceView {
 		v.LastReport = &lastReport
 	}
 	v.Stale = svc.live == 0
-	if v.Instances == nil {
+	if mode.instances && v.Instances == nil {
 		v.Instances = []InstanceView{}
 	}
 	return v
 }
 
-// Services returns every service, worst first (effective level, then name).
+// Services returns every service, worst first (effective level, then
+// name), without per-instance detail: instance counts only, so that a
+// list stays small however many instances report.
 func (c *Controller) Services() []ServiceView {
 	now := c.cfg.Now()
 	list := c.serviceList()
 	out := make([]ServiceView, 0, len(list))
 	for _, svc := range list {
-		out = append(out, c.view(svc, now))
+		out = append(out, c.view(svc, now, viewSummary))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Level > out[j].Level })
 	return out
 }
 
-// Service returns one service; ENOTFOUND when unknown.
+// Service returns one service with its instances (by name), without their
+// components; ENOTFOUND when unknown.
 func (c *Controller) Service(name string) (ServiceView, error) {
+	return c.serviceView(name, viewInstances)
+}
+
+// ServicePage returns one service with at most max instances (by name),
+// each with its components: what the dashboard's service page shows.
+func (c *Controller) ServicePage(name string, max int) (ServiceView, error) {
+	return c.serviceView(name, viewMode{instances: true, components: true, max: max})
+}
+
+func (c *Controller) serviceView(name string, mode viewMode) (ServiceView, error) {
 	c.mu.RLock()
 	svc := c.services[name]
 	c.mu.RUnlock()
 	if svc == nil {
 		return ServiceView{}, brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
 	}
-	return c.view(svc, c.cfg.Now()), nil
+	return c.view(svc, c.cfg.Now(), mode), nil
+}
+
+// ComponentView is one component an instance reports, with its name.
+type ComponentView struct {
+	Name string `json:"name"`
+	component.State
+}
+
+// Components returns the components one instance last reported, by name;
+// ENOTFOUND when the service or instance is unknown.
+func (c *Controller) Components(service, instance string) ([]ComponentView, error) {
+	c.mu.RLock()
+	svc := c.services[service]
+	c.mu.RUnlock()
+	if svc == nil {
+		return nil, brownout.Errorf(brownout.ENOTFOUND, "service %q not found", service)
+	}
+	svc.mu.Lock()
+	c.drainLocked(svc)
+	_, known := svc.instances[instance]
+	cs := svc.window.Components(instance)
+	out := make([]ComponentView, 0, len(cs))
+	for name, st := range cs {
+		out = append(out, ComponentView{Name: name, State: st})
+	}
+	svc.mu.Unlock()
+	if !known && len(out) == 0 {
+		return nil, brownout.Errorf(brownout.ENOTFOUND, "instance %q of service %q not found", instance, service)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // State returns a service's current snapshot message.

@@ -41,11 +41,63 @@ const (
 	MaxComponentNameLen = wire.MaxNameLen
 )
 
-// Validate checks a report against the contract at time now. It returns a
+// Limits bound what one report may carry beyond the contract's fixed
+// rules. The zero value of a field takes its default.
+type Limits struct {
+	// MaxComponents is the most components per report
+	// (component.MaxComponents, 64; --max-components).
+	MaxComponents int
+	// MaxMetrics is the most metrics per component (component.MaxMetrics,
+	// 32; --max-metrics).
+	MaxMetrics int
+	// MaxNameLen bounds component names, kinds, states and metric names
+	// (MaxComponentNameLen, 64; --max-component-name-len).
+	MaxNameLen int
+}
+
+// DefaultLimits are the protocol's limits, which the SDK keeps to.
+func DefaultLimits() Limits { return Limits{}.WithDefaults() }
+
+// WithDefaults fills zero fields with the protocol's defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxComponents <= 0 {
+		l.MaxComponents = component.MaxComponents
+	}
+	if l.MaxMetrics <= 0 {
+		l.MaxMetrics = component.MaxMetrics
+	}
+	if l.MaxNameLen <= 0 {
+		l.MaxNameLen = MaxComponentNameLen
+	}
+	return l
+}
+
+// ComponentsCost estimates the memory the controller spends on keeping
+// components: names and strings, plus map and header overhead per entry.
+// It is what the controller's component budget counts.
+func ComponentsCost(cs map[string]component.State) int64 {
+	var n int64
+	for name, c := range cs {
+		n += int64(len(name)+len(c.Kind)+len(c.State)) + 160
+		for m := range c.Metrics {
+			n += int64(len(m)) + 48
+		}
+	}
+	return n
+}
+
+// Validate checks a report against the contract at time now with the
+// default Limits; see ValidateWith.
+func (r *Report) Validate(now time.Time) error {
+	return r.ValidateWith(now, Limits{})
+}
+
+// ValidateWith checks a report against the contract at time now. It returns a
 // *brownout.Error naming the field: 400 for names, 422 for values. When
 // service or instance are given, they must equal the report's (a websocket
 // connection's own identity); empty means "take from the report".
-func (r *Report) Validate(now time.Time) error {
+func (r *Report) ValidateWith(now time.Time, lim Limits) error {
+	lim = lim.WithDefaults()
 	if err := brownout.CheckName("service", r.Service); err != nil {
 		return err
 	}
@@ -89,22 +141,25 @@ func (r *Report) Validate(now time.Time) error {
 			return brownout.FieldErrorf(brownout.EINVALID, "at", "is more than %s in the past", MaxPast)
 		}
 	}
-	if len(r.Components) > component.MaxComponents {
-		return brownout.FieldErrorf(brownout.EINVALID, "components", "must hold at most %d entries", component.MaxComponents)
+	if len(r.Components) > lim.MaxComponents {
+		return brownout.FieldErrorf(brownout.EINVALID, "components", "holds %d components, more than the limit of %d per report (--max-components)", len(r.Components), lim.MaxComponents)
 	}
 	for name, c := range r.Components {
+		if len(name) > lim.MaxNameLen {
+			return brownout.FieldErrorf(brownout.EINVALID, "components", "component name %q is longer than the limit of %d bytes (--max-component-name-len)", trunc(name), lim.MaxNameLen)
+		}
 		if !brownout.ValidName(name) {
 			return brownout.FieldErrorf(brownout.EINVALID, "components", "%q is not a valid component name (%s)", trunc(name), brownout.NameRule)
 		}
-		if len(c.Kind) > MaxComponentNameLen || len(c.State) > MaxComponentNameLen {
-			return brownout.FieldErrorf(brownout.EINVALID, "components."+name, "kind and state must be at most %d bytes", MaxComponentNameLen)
+		if len(c.Kind) > lim.MaxNameLen || len(c.State) > lim.MaxNameLen {
+			return brownout.FieldErrorf(brownout.EINVALID, "components."+name, "kind and state must be at most %d bytes (--max-component-name-len)", lim.MaxNameLen)
 		}
-		if len(c.Metrics) > component.MaxMetrics {
-			return brownout.FieldErrorf(brownout.EINVALID, "components."+name+".metrics", "must hold at most %d entries", component.MaxMetrics)
+		if len(c.Metrics) > lim.MaxMetrics {
+			return brownout.FieldErrorf(brownout.EINVALID, "components."+name+".metrics", "holds %d metrics, more than the limit of %d per component (--max-metrics)", len(c.Metrics), lim.MaxMetrics)
 		}
 		for m, v := range c.Metrics {
-			if len(m) == 0 || len(m) > MaxComponentNameLen {
-				return brownout.FieldErrorf(brownout.EINVALID, "components."+name+".metrics", "metric names must be 1-%d bytes", MaxComponentNameLen)
+			if len(m) == 0 || len(m) > lim.MaxNameLen {
+				return brownout.FieldErrorf(brownout.EINVALID, "components."+name+".metrics", "metric names must be 1-%d bytes (--max-component-name-len)", lim.MaxNameLen)
 			}
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return brownout.FieldErrorf(brownout.EINVALID, "components."+name+".metrics."+m, "must be a finite number")

@@ -192,6 +192,15 @@ func (w *Window) Instances(now time.Time) []InstanceStats {
 	return out
 }
 
+// Components returns the components instance last reported (nil when
+// none or unknown). The map is the window's: do not change it.
+func (w *Window) Components(instance string) map[string]component.State {
+	if in := w.instances[instance]; in != nil {
+		return in.components
+	}
+	return nil
+}
+
 // Len is the number of known instances.
 func (w *Window) Len() int { return len(w.instances) }
 

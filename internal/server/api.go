@@ -42,7 +42,7 @@ func (s *Server) postReports(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	for i := range reports {
-		if err := reports[i].Validate(now); err != nil {
+		if err := reports[i].ValidateWith(now, s.cfg.ReportLimits); err != nil {
 			if len(reports) > 1 {
 				if be, ok := err.(*brownout.Error); ok {
 					be.Message = "report " + strconv.Itoa(i) + ": " + be.Message
@@ -103,6 +103,66 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// readableService returns the {service} parameter when the principal may
+// read it.
+func readableService(r *http.Request) (string, error) {
+	name, err := serviceParam(r)
+	if err != nil {
+		return "", err
+	}
+	p := principalFrom(r)
+	if !p.CanRead() && !p.CanActFor(name) {
+		return "", brownout.Errorf(brownout.EFORBIDDEN, "this token may not read service %q", name)
+	}
+	return name, nil
+}
+
+// listInstances pages one service's instances, by name, without their
+// components.
+func (s *Server) listInstances(w http.ResponseWriter, r *http.Request) {
+	name, err := readableService(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, err := s.ctl.Service(name)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, next, err := paginate(r, v.Instances, func(i controller.InstanceView) string { return i.Name })
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list[controller.InstanceView]{Items: page, NextCursor: next})
+}
+
+// listComponents pages the components one instance last reported, by name.
+func (s *Server) listComponents(w http.ResponseWriter, r *http.Request) {
+	name, err := readableService(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	inst := chi.URLParam(r, "instance")
+	if err := brownout.CheckName("instance", inst); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cs, err := s.ctl.Components(name, inst)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, next, err := paginate(r, cs, func(c controller.ComponentView) string { return c.Name })
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list[controller.ComponentView]{Items: page, NextCursor: next})
 }
 
 func (s *Server) getThresholds(w http.ResponseWriter, r *http.Request) {

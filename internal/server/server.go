@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/netlimit"
 )
@@ -51,6 +53,9 @@ type Config struct {
 	// client address (20 failures, then one per second).
 	AuthFailBurst int
 	AuthFailEvery time.Duration
+	// ReportLimits bound components per report, metrics per component and
+	// their name lengths (the protocol's defaults).
+	ReportLimits health.Limits
 	// MaxSubscribers and MaxSubscribersPerAddr cap concurrent websocket
 	// subscribers in total and per client address (10,000 and 1,000; a
 	// negative value: no cap).
@@ -159,6 +164,16 @@ func New(cfg Config, ctl *controller.Controller, h *hub.Hub, a *auth.Authenticat
 		subSlots: netlimit.NewSlots(cfg.MaxSubscribers, cfg.MaxSubscribersPerAddr),
 		proxied:  netlimit.NewSlots(0, cfg.MaxRequestsPerAddr),
 	}
+	if metrics != nil && ctl != nil {
+		metrics.Registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "brownout_component_bytes", Help: "Estimated memory held by reported components (budget: --max-component-bytes).",
+			}, func() float64 { used, _ := ctl.ComponentBudget(); return float64(used) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "brownout_components_dropped_total", Help: "Reports whose components were dropped because the component budget was spent.",
+			}, func() float64 { _, d := ctl.ComponentBudget(); return float64(d) }),
+		)
+	}
 	s.router = s.routes(extra)
 	return s
 }
@@ -223,6 +238,8 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 
 		r.With(s.require(canRead)).Get("/services", s.listServices)
 		r.Get("/services/{service}", s.getService)
+		r.Get("/services/{service}/instances", s.listInstances)
+		r.Get("/services/{service}/instances/{instance}/components", s.listComponents)
 
 		r.With(s.require(canRead)).Get("/thresholds", s.getThresholds)
 		r.With(s.require(isAdmin)).Put("/thresholds", s.putThresholds)

@@ -194,7 +194,7 @@ func (s *Server) handleFrame(ctx context.Context, sub *hub.Subscriber, p auth.Pr
 			s.metrics.ReportsRejected.WithLabelValues("ws", brownout.EFORBIDDEN).Inc()
 			return err
 		}
-		if err := rep.Validate(s.cfg.Now()); err != nil {
+		if err := rep.ValidateWith(s.cfg.Now(), s.cfg.ReportLimits); err != nil {
 			s.metrics.ReportsRejected.WithLabelValues("ws", brownout.ErrorCode(err)).Inc()
 			return err
 		}

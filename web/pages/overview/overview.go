@@ -92,13 +92,7 @@ func CardOf(v controller.ServiceView, sparks [3]string) Card {
 	if v.LastReport != nil {
 		c.LastReport = *v.LastReport
 	}
-	for _, in := range v.Instances {
-		if in.Stale {
-			c.StaleN++
-		} else {
-			c.LiveN++
-		}
-	}
+	c.StaleN, c.LiveN = v.StaleInstances, v.InstanceCount-v.StaleInstances
 	if d, err := time.ParseDuration(v.Convergence.SlowestAck); err == nil {
 		c.Slowest = ui.Dur2(d)
 	}

@@ -90,6 +90,16 @@ type Component struct {
 	Metrics string
 }
 
+// What the service page shows of each instance, so that the page stays
+// small however much instances report: the first MaxInstances instances
+// (by name), their first MaxComponents components with the first
+// MaxMetrics metrics each; the API has the rest.
+const (
+	MaxInstances  = 50
+	MaxComponents = 16
+	MaxMetrics    = 8
+)
+
 // StatusOf builds the live part from a service view.
 func StatusOf(v controller.ServiceView) Status {
 	s := Status{
@@ -122,10 +132,19 @@ func StatusOf(v controller.ServiceView) Status {
 		if in.LastReport != nil {
 			row.LastReport = *in.LastReport
 		}
-		for _, name := range slices.Sorted(maps.Keys(in.Components)) {
+		names := slices.Sorted(maps.Keys(in.Components))
+		for i, name := range names {
+			if i == MaxComponents {
+				row.Components = append(row.Components, Component{Name: fmt.Sprintf("… %d more", len(names)-i)})
+				break
+			}
 			cs := in.Components[name]
 			var ms []string
-			for _, k := range slices.Sorted(maps.Keys(cs.Metrics)) {
+			for j, k := range slices.Sorted(maps.Keys(cs.Metrics)) {
+				if j == MaxMetrics {
+					ms = append(ms, fmt.Sprintf("… %d more", len(cs.Metrics)-j))
+					break
+				}
 				ms = append(ms, k+" "+ui.Num(roundTo(cs.Metrics[k], 3)))
 			}
 			row.Components = append(row.Components, Component{Name: name, Kind: cs.Kind, State: cs.State, Metrics: strings.Join(ms, " · ")})
