@@ -210,8 +210,12 @@ func TestContractReports(t *testing.T) {
 	c.Record(errors.New("failed"))
 	waitFor(t, "report ingested", func() bool {
 		for _, in := range getService(t, srv, "checkout").Instances {
-			if in.Name == "checkout-1" && in.LastReport != nil && in.Components["payments"].Kind == "breaker" {
-				return true
+			if in.Name == "checkout-1" && in.LastReport != nil {
+				var comps struct {
+					Items []struct{ Name, Kind string } `json:"items"`
+				}
+				srv.MustDo(t, http.MethodGet, "/api/v1/services/checkout/instances/checkout-1/components", srv.AdminToken, nil, http.StatusOK, &comps)
+				return len(comps.Items) == 1 && comps.Items[0].Name == "payments" && comps.Items[0].Kind == "breaker"
 			}
 		}
 		return false
