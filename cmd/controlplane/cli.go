@@ -124,6 +124,8 @@ func cliCmd(args []string, stdout, stderr io.Writer) error {
 		return c.backup(args[1:])
 	case "restore":
 		return c.restore(args[1:])
+	case "migrate":
+		return c.migrateCmd(args[1:])
 	}
 	for _, g := range commandGroups() {
 		if g.name != args[0] {

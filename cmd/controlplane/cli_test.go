@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/brownout-io/brownout/internal/app"
 	"github.com/brownout-io/brownout/internal/servertest"
+	"github.com/brownout-io/brownout/internal/storage/sqlite"
 )
 
 // cliResult is what one run of the binary's entry point produced.
@@ -432,5 +436,28 @@ func TestWatchPrintsStateFrames(t *testing.T) {
 	}
 	if r := runAs(t, srv, srv.AdminToken, "watch"); r.err == nil {
 		t.Fatal("watch without a service succeeded")
+	}
+}
+
+func TestMigrateStatus(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, app.DBFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var out, errOut bytes.Buffer
+	if err := run([]string{"migrate", "status", "--data", dir}, &out, &errOut); err != nil {
+		t.Fatalf("migrate status: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "0001_init.sql") || !strings.Contains(out.String(), "Up to date.") || strings.Contains(out.String(), "pending") {
+		t.Fatalf("migrate status printed:\n%s", out.String())
+	}
+	if err := run([]string{"migrate", "status", "--data", t.TempDir()}, &out, &errOut); err == nil {
+		t.Fatal("migrate status on an empty directory succeeded")
+	}
+	if err := run([]string{"migrate", "down"}, &out, &errOut); err == nil {
+		t.Fatal("migrate down accepted")
 	}
 }

@@ -21,6 +21,7 @@ Usage:
   controlplane watch SERVICE [--frames N]         follow a service's pushed state frames
   controlplane backup --out FILE                  consistent copy of a running controller's store
   controlplane restore --from FILE [--data DIR]   put a backup in place (controller stopped; new epoch)
+  controlplane migrate status [--data DIR|URL]    schema migrations applied and pending
   controlplane emergency on --reason R [--ttl D]  force every service to level 3
   controlplane emergency off                      end emergency mode
   controlplane override set --service S --level L --reason R [--ttl D]
