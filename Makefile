@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      := ./...
 # Every module besides the root; go.work ties them together for local
 # development, and each is vetted and tested on its own.
-SUBMODS   := sdk sdk/openfeature bench/resilience deploy
+SUBMODS   := sdk sdk/openfeature bench/resilience deploy bench/peers
 ADDR      ?= 127.0.0.1:8080
 DATA      ?= ./data
 DEMO_DATA ?= ./data-demo

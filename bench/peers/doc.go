@@ -1,0 +1,22 @@
+// Command peers measures pushing one change to N clients with Brownout and
+// with the servers a user would pick instead, on the same machine in the
+// same run, each server in its own process so that its CPU and memory are
+// its own:
+//
+//   - Brownout: one override changes a service's level; N real SDK
+//     instances (sdk.Connect) each apply the new state.
+//   - centrifuge v0.40 (the library behind Centrifugo): one Publish to a
+//     channel that N websocket clients are subscribed to server-side.
+//   - flagd (OpenFeature's flag daemon), when --flagd names a binary: one
+//     change to its flag file, streamed to N EventStream subscribers.
+//
+// For each it reports the time from the change to the last client having
+// it, server CPU per client per change and server memory per connected
+// client, and the ratios to Brownout.
+//
+//	go build -o ../../bin/controlplane ../../cmd/controlplane
+//	go run . --bin ../../bin/controlplane --clients 1000,5000
+//
+// It is its own module so that centrifuge and its dependencies stay out of
+// Brownout's.
+package main

@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "centrifuge-server" {
+		err = centrifugeServer(os.Args[2:])
+	} else {
+		err = run(os.Args[1:], os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "peers:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	bin     string
+	clients []int
+	changes int
+	par     int
+	settle  time.Duration
+	md      string
+	systems []string
+	command string
+	self    []string
+	selfEnv []string
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("peers", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{}
+	fs.StringVar(&c.bin, "bin", "", "the Brownout controller binary (go build -o ../../bin/controlplane ../../cmd/controlplane)")
+	counts := fs.String("clients", "1000,5000", "client counts, comma-separated (at most 10000)")
+	fs.IntVar(&c.changes, "changes", 10, "changes per measurement (1–100)")
+	fs.IntVar(&c.par, "dial-parallel", 64, "connections dialled at once")
+	fs.DurationVar(&c.settle, "settle", 3*time.Second, "idle time after connecting before memory is read")
+	fs.StringVar(&c.md, "bench-md", "", "Markdown file whose peers section (between <!-- peers:begin --> and <!-- peers:end -->) is rewritten")
+	systems := fs.String("systems", "brownout,centrifuge", "systems to measure, comma-separated")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	for _, s := range strings.Split(*counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 10000 {
+			return nil, fmt.Errorf("--clients: %q is not a count from 1 to 10000", s)
+		}
+		c.clients = append(c.clients, n)
+	}
+	for _, s := range strings.Split(*systems, ",") {
+		if s != "brownout" && s != "centrifuge" {
+			return nil, fmt.Errorf("--systems: %q is not brownout or centrifuge", s)
+		}
+		c.systems = append(c.systems, s)
+	}
+	if c.changes < 1 || c.changes > 100 {
+		return nil, errors.New("--changes must be 1 to 100")
+	}
+	if c.par < 1 || c.par > 1024 {
+		return nil, errors.New("--dial-parallel must be 1 to 1024")
+	}
+	if slices.Contains(c.systems, "brownout") && c.bin == "" {
+		return nil, errors.New("--bin is required to measure brownout")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	c.self = []string{self, "centrifuge-server"}
+	c.command = "go run . " + strings.Join(args, " ")
+	return c, nil
+}
+
+// Result is one system at one client count.
+type Result struct {
+	System  string
+	Clients int
+	// LastMs: change → last client, per change.
+	LastMs []float64
+	// CPUPerClientChangeUs: server CPU over the changes / (changes × clients).
+	CPUPerClientChangeUs float64
+	// KiBPerClient: server RSS with the clients connected minus before, per client.
+	KiBPerClient float64
+	Err          string
+}
+
+func (r *Result) p50() float64 { return pct(r.LastMs, 50) }
+func (r *Result) max() float64 { return pct(r.LastMs, 100) }
+
+func pct(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	k := int(p/100*float64(len(s))+0.999999) - 1
+	return s[max(0, min(k, len(s)-1))]
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	c, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	return runWith(c, stdout, stderr)
+}
+
+func runWith(c *config, stdout, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	before := loadavg()
+	var results []*Result
+	for _, n := range c.clients {
+		for _, s := range c.systems {
+			fmt.Fprintf(stderr, "%s peers: %s with %d clients\n", time.Now().Format("15:04:05"), s, n)
+			r := &Result{System: s, Clients: n}
+			if err := measure(ctx, c, r); err != nil {
+				r.Err = err.Error()
+				fmt.Fprintf(stderr, "  error: %v\n", err)
+			}
+			results = append(results, r)
+		}
+	}
+	after := loadavg()
+	out := report(c, results, before, after)
+	fmt.Fprint(stdout, out)
+	if c.md != "" {
+		if err := rewriteSection(c.md, "peers", out); err != nil {
+			return err
+		}
+	}
+	for _, r := range results {
+		if r.Err != "" {
+			return errors.New("some measurements failed")
+		}
+	}
+	return nil
+}
+
+func measure(ctx context.Context, c *config, r *Result) error {
+	payload := map[string]any{"service": "peers", "level": 2, "flags": map[string]bool{
+		"analytics": false, "personalization": false, "real_time_data": false, "recommendations": false}}
+	switch r.System {
+	case "brownout":
+		dir, err := os.MkdirTemp("", "peers-brownout-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		p, base, token, err := startController(ctx, c.bin, dir)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		a := &api{base: base, token: token, hc: &http.Client{Timeout: 30 * time.Second}}
+		var tok struct {
+			Token string `json:"token"`
+		}
+		if err := a.do(ctx, http.MethodPost, "/api/v1/tokens", map[string]string{"scope": "sdk", "service": "peers", "name": "peers"}, &tok); err != nil {
+			return err
+		}
+		rss0, _ := rssKiB(p.pid())
+		f := &boFleet{}
+		defer f.close()
+		if err := f.connect(ctx, base, tok.Token, r.Clients, c.par); err != nil {
+			return err
+		}
+		return sample(ctx, c, r, p.pid(), rss0, func(k int) (time.Duration, error) { return f.change(ctx, a, 1+k%2) })
+	case "centrifuge":
+		p, base, err := startSelf(ctx, c.self, c.selfEnv)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		rss0, _ := rssKiB(p.pid())
+		f := &cfFleet{base: base}
+		defer f.close()
+		if err := f.connect(ctx, r.Clients, c.par); err != nil {
+			return err
+		}
+		return sample(ctx, c, r, p.pid(), rss0, func(k int) (time.Duration, error) { return f.publish(ctx, base, int64(k+1), payload) })
+	}
+	return fmt.Errorf("unknown system %q", r.System)
+}
+
+// sample waits for the connections to settle, reads memory, then makes
+// the changes and reads the CPU they cost.
+func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, change func(k int) (time.Duration, error)) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(c.settle):
+	}
+	runtime.GC()
+	rss1, err := rssKiB(pid)
+	if err != nil {
+		return err
+	}
+	r.KiBPerClient = float64(rss1-rss0) / float64(r.Clients)
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	for k := range c.changes {
+		d, err := change(k)
+		if err != nil {
+			return fmt.Errorf("change %d: %w", k+1, err)
+		}
+		r.LastMs = append(r.LastMs, float64(d.Microseconds())/1000)
+		time.Sleep(100 * time.Millisecond)
+	}
+	cpu1, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	r.CPUPerClientChangeUs = (cpu1 - cpu0) / float64(c.changes*r.Clients) * 1e6
+	return nil
+}
+
+func startSelf(ctx context.Context, self, env []string) (*proc, string, error) {
+	cmd := exec.Command(self[0], self[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	p := &proc{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	go func() { _, _ = io.Copy(io.Discard, out); _ = cmd.Wait(); close(p.exited) }()
+	f := strings.Fields(line)
+	if err != nil || len(f) < 2 || f[0] != "listening" {
+		p.stop()
+		return nil, "", fmt.Errorf("server said %q: %v", line, err)
+	}
+	return p, "http://" + f[1], nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func rssKiB(pid int) (int64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("malformed stat")
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil
+}
+
+func loadavg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], ", ")
+}
+
+func report(c *config, rs []*Result, before, after string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Written by the tool on %s; %d CPUs, %s; load average before %s, after %s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), before, after)
+	fmt.Fprintf(&b, "```sh\ncd bench/peers\n%s\n```\n\n", c.command)
+	fmt.Fprintf(&b, "%d changes per measurement; each server in its own process, the clients in the tool's.\n\n", c.changes)
+	b.WriteString("| system | clients | change → last client p50 | max | server CPU per client per change | server memory per client |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %d | failed: %s | | | |\n", r.System, r.Clients, r.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.1f ms | %.1f ms | %.2f µs | %.1f KiB |\n", r.System, r.Clients, r.p50(), r.max(), r.CPUPerClientChangeUs, r.KiBPerClient)
+	}
+	b.WriteString("\nRatios, peer ÷ Brownout (above 1: Brownout is ahead):\n\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', 0)
+	fmt.Fprintln(tw, "| peer | clients | latency p50 | CPU per client per change | memory per client |")
+	fmt.Fprintln(tw, "| --- | ---: | ---: | ---: | ---: |")
+	for _, r := range rs {
+		if r.System == "brownout" || r.Err != "" {
+			continue
+		}
+		for _, bo := range rs {
+			if bo.System == "brownout" && bo.Clients == r.Clients && bo.Err == "" {
+				fmt.Fprintf(tw, "| %s | %d | %s | %s | %s |\n", r.System, r.Clients,
+					ratio(r.p50(), bo.p50()), ratio(r.CPUPerClientChangeUs, bo.CPUPerClientChangeUs), ratio(r.KiBPerClient, bo.KiBPerClient))
+			}
+		}
+	}
+	tw.Flush()
+	return b.String()
+}
+
+func ratio(peer, ours float64) string {
+	if ours <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", peer/ours)
+}
+
+// rewriteSection replaces the text between <!-- NAME:begin --> and
+// <!-- NAME:end --> in path with body, or appends the section.
+func rewriteSection(path, name, body string) error {
+	begin, end := "<!-- "+name+":begin -->", "<!-- "+name+":end -->"
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	s, block := string(old), begin+"\n"+body+end
+	if i, j := strings.Index(s, begin), strings.Index(s, end); i >= 0 && j > i {
+		s = s[:i] + block + s[j+len(end):]
+	} else {
+		s += "\n" + block + "\n"
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
