@@ -5,19 +5,34 @@
 //
 // # Windows
 //
-// Outcomes are counted in a sliding window made of a ring of buckets, so the
-// window slides a bucket at a time instead of being reset wholesale:
+// Outcomes are counted in a sliding window:
 //
-//   - CountWindow keeps the last WindowSize calls in Buckets buckets of
-//     WindowSize/Buckets calls; the oldest bucket is dropped whole when a new
-//     one starts, so the window holds between WindowSize-WindowSize/Buckets
-//     and WindowSize calls.
+//   - CountWindow keeps exactly the last WindowSize outcomes, one slot per
+//     call in a ring: a call's outcome replaces the one WindowSize calls
+//     before it. (Exact for calls reported one after another; two calls
+//     WindowSize apart that finish at the same instant may race for their
+//     slot.)
 //   - TimeWindow keeps the calls of the last WindowDuration in Buckets
-//     buckets of WindowDuration/Buckets each.
+//     buckets of WindowDuration/Buckets each; the oldest bucket leaves the
+//     window whole, so it covers between WindowDuration-WindowDuration/Buckets
+//     and WindowDuration.
 //
 // The breaker opens when, with at least MinimumCalls calls in the window,
 // the failure rate reaches FailureRateThreshold or the slow-call rate
 // (calls that took at least SlowCallDuration) reaches SlowCallRateThreshold.
+// MinimumCalls is at most WindowSize for a count window (a larger value
+// could never be reached and is lowered to WindowSize).
+//
+// Independently, ConsecutiveFailures opens the breaker after that many
+// failures in a row, whatever the window says: the seed's (and gobreaker's)
+// policy.
+//
+// # Defaults
+//
+// A zero Config is a count window of 100 calls, MinimumCalls 10, failure
+// rate 50%, open 5 s, 1 probe — Resilience4j's shape. The seed's breaker was
+// "open after 5 consecutive failures, stay open 60 s"; SeedConfig returns
+// exactly that.
 //
 // # States
 //
@@ -45,6 +60,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,7 +133,8 @@ type Config struct {
 	Name string
 	// Window selects a count-based (default) or time-based window.
 	Window WindowType
-	// WindowSize is the number of calls a CountWindow covers. Default 100.
+	// WindowSize is the number of calls a CountWindow covers (one 4-byte
+	// slot each). Default 100, at most 1<<24.
 	WindowSize int
 	// WindowDuration is the span a TimeWindow covers. Default 10s.
 	WindowDuration time.Duration
@@ -135,6 +152,11 @@ type Config struct {
 	// MinimumCalls is the number of calls the window must hold before any
 	// rate is judged. Default 10.
 	MinimumCalls int
+	// ConsecutiveFailures, when positive, opens the breaker after that many
+	// failures in a row (successes reset the run; ignored errors do not
+	// count either way), in addition to the rate thresholds. Zero (the
+	// default) disables it.
+	ConsecutiveFailures int
 	// OpenDuration is how long the breaker stays open. Default 5s.
 	OpenDuration time.Duration
 	// HalfOpenProbes is the number of calls admitted while half-open.
@@ -157,6 +179,13 @@ type Config struct {
 	OnStateChange func(Event)
 	// Clock is the time source. Default: the coarse monotonic clock.
 	Clock clock.Clock
+}
+
+// SeedConfig is the seed's breaker: open after 5 consecutive failures, stay
+// open 60 s, then one probe. The failure-rate window stays at its defaults
+// (a count window of 100 calls, 50%, at least 10 calls).
+func SeedConfig(name string) Config {
+	return Config{Name: name, ConsecutiveFailures: 5, OpenDuration: 60 * time.Second}
 }
 
 // DefaultIsIgnored is the default IsIgnored: errors matching
@@ -223,12 +252,26 @@ type Breaker struct {
 	// since is the reading at which the current state was entered.
 	since atomic.Int64
 
-	buckets   []bucket // ring, a power of two long
-	mask      int64
-	nb        int64 // buckets that make up the window (≤ len(buckets))
-	count     bool
-	perBucket int64 // calls per bucket (count window)
-	bucketNs  int64 // bucket width (time window)
+	// A count window is one slot per call of the last size calls; seq
+	// numbers the calls since the window was reset, and nFail and nSlow
+	// count the failed and slow outcomes the slots hold.
+	slots []atomic.Uint32
+	size  int64
+	modM  uint64 // fastmod's multiplier for size
+	nFail atomic.Int64
+	_     [pad - 8]byte
+	nSlow atomic.Int64
+	_     [pad - 8]byte
+	// consec is the current run of failures (ConsecutiveFailures).
+	consec    atomic.Int64
+	_         [pad - 8]byte
+	consecThr int64
+
+	buckets  []bucket // time window: ring, a power of two long
+	mask     int64
+	nb       int64 // buckets that make up the window (≤ len(buckets))
+	count    bool
+	bucketNs int64 // bucket width (time window)
 	// Every bucket's epoch field holds the sequence number (count window)
 	// or epoch (time window) it counts; sum ignores those outside the
 	// window.
@@ -270,6 +313,11 @@ func New(cfg Config) *Breaker {
 	if cfg.MinimumCalls <= 0 {
 		cfg.MinimumCalls = 10
 	}
+	if cfg.Window == CountWindow && cfg.MinimumCalls > cfg.WindowSize {
+		// The window never holds more than WindowSize calls: a larger
+		// minimum would never let the breaker open.
+		cfg.MinimumCalls = cfg.WindowSize
+	}
 	if cfg.OpenDuration <= 0 {
 		cfg.OpenDuration = 5 * time.Second
 	}
@@ -293,6 +341,7 @@ func New(cfg Config) *Breaker {
 		slowThr:    cfg.SlowCallRateThreshold,
 		slowNs:     int64(cfg.SlowCallDuration),
 		minCalls:   int64(cfg.MinimumCalls),
+		consecThr:  int64(max(0, cfg.ConsecutiveFailures)),
 		openNs:     int64(cfg.OpenDuration),
 		probes:     uint64(cfg.HalfOpenProbes),
 		halfOpenNs: int64(cfg.HalfOpenTimeout),
@@ -302,20 +351,11 @@ func New(cfg Config) *Breaker {
 		clk:        cfg.Clock,
 	}
 	if b.count {
-		// The window is the last nb buckets of perBucket calls each, in a
-		// ring rounded up to a power of two.
-		n := min(cfg.Buckets, cfg.WindowSize)
-		ring := 1
-		for ring < n {
-			ring <<= 1
-		}
-		b.nb = int64(n)
-		b.perBucket = int64((cfg.WindowSize + n - 1) / n)
-		b.buckets = make([]bucket, ring)
-		for i := range b.buckets {
-			b.buckets[i].epoch.Store(-1 << 62)
-		}
-		b.buckets[0].epoch.Store(0)
+		cfg.WindowSize = min(cfg.WindowSize, 1<<24)
+		b.size = int64(cfg.WindowSize)
+		b.modM = ^uint64(0)/uint64(cfg.WindowSize) + 1
+		b.slots = make([]atomic.Uint32, cfg.WindowSize)
+		b.buckets = make([]bucket, 1) // unused; keeps mask valid
 	} else {
 		// The window is the last nb epochs; the ring is rounded up to a
 		// power of two so that an epoch's slot is a mask away.
@@ -477,6 +517,16 @@ func (b *Breaker) record(t Token, err error) {
 	}
 	slow := b.slowNs > 0 && now-t.start >= b.slowNs
 	b.add(now, failed, slow)
+	if b.consecThr > 0 {
+		if !failed {
+			if b.consec.Load() != 0 {
+				b.consec.Store(0)
+			}
+		} else if b.consec.Add(1) >= b.consecThr && State(t.word) == Closed {
+			b.transition(t.word, Open, b.now())
+			return
+		}
+	}
 	if (failed || slow) && State(t.word) == Closed {
 		if b.count && b.slowNs == 0 {
 			now = b.now()
@@ -485,38 +535,73 @@ func (b *Breaker) record(t Token, err error) {
 	}
 }
 
-// add counts one outcome in the bucket of now, rotating the ring when a new
-// bucket starts. On the fast path that is one atomic load of a read-mostly
-// word and one atomic add. Calls racing a rotation may be lost from the
-// counts; the window is a statistical view, not a ledger.
+// add counts one outcome: in its slot (count window), or in the bucket of
+// now, rotating the ring when a new bucket starts (time window). On the
+// time window's fast path that is one atomic load of a read-mostly word and
+// one atomic add; calls racing a rotation may be lost from its counts.
 func (b *Breaker) add(now int64, failed, slow bool) {
-	var c *counts
 	if b.count {
-		seq := b.cur.Load()
-		c = &b.buckets[seq&b.mask].s[0]
-		if n := c.calls.Add(1); n == b.perBucket {
-			// This call filled the bucket: start the next one.
-			next := &b.buckets[(seq+1)&b.mask]
-			next.s[0].reset() // a count window uses stripe 0 only
-			next.epoch.Store(seq + 1)
-			b.cur.CompareAndSwap(seq, seq+1)
-		}
-	} else {
-		// Most calls land in the latest epoch's bucket: check that with a
-		// multiplication before paying for a division.
-		e := b.cur.Load()
-		if start := e * b.bucketNs; now < start || now-start >= b.bucketNs {
-			e = b.rotate(now)
-		}
-		c = &b.buckets[e&b.mask].s[stripe()]
-		c.calls.Add(1)
+		b.addSlot(failed, slow)
+		return
 	}
+	// Most calls land in the latest epoch's bucket: check that with a
+	// multiplication before paying for a division.
+	e := b.cur.Load()
+	if start := e * b.bucketNs; now < start || now-start >= b.bucketNs {
+		e = b.rotate(now)
+	}
+	c := &b.buckets[e&b.mask].s[stripe()]
+	c.calls.Add(1)
 	if failed {
 		c.failures.Add(1)
 	}
 	if slow {
 		c.slow.Add(1)
 	}
+}
+
+// Slot values of a count window: 0 is a slot no call has filled yet.
+const (
+	slotCall uint32 = 1 << iota
+	slotFailed
+	slotSlow
+)
+
+// addSlot records one outcome in the count window: it takes the next call
+// number and replaces the outcome WindowSize calls back. In the steady
+// state of successes replacing successes it is one atomic add and one
+// load; the slot is written only when its outcome changes.
+func (b *Breaker) addSlot(failed, slow bool) {
+	v := slotCall
+	if failed {
+		v |= slotFailed
+	}
+	if slow {
+		v |= slotSlow
+	}
+	seq := b.cur.Add(1) - 1
+	s := &b.slots[fastmod(uint32(seq), b.modM, uint64(b.size))]
+	old := s.Load()
+	if old == v {
+		return
+	}
+	old = s.Swap(v)
+	if d := int64(v&slotFailed>>1) - int64(old&slotFailed>>1); d != 0 {
+		b.nFail.Add(d)
+	}
+	if d := int64(v&slotSlow>>2) - int64(old&slotSlow>>2); d != 0 {
+		b.nSlow.Add(d)
+	}
+}
+
+// fastmod returns x % d for the multiplier m = ^uint64(0)/d + 1 (Lemire's
+// method, exact for every 32-bit x and d), without a division on the hot
+// path. The call number is taken modulo 2³²: once every 4 billion calls
+// in one closed period the slot sequence restarts, which shifts which
+// outcome the next WindowSize calls replace, never the counts.
+func fastmod(x uint32, m, d uint64) uint64 {
+	hi, _ := bits.Mul64(m*uint64(x), d)
+	return hi
 }
 
 // rotate makes the epoch of now current (time window) and returns the epoch
@@ -547,6 +632,9 @@ func (b *Breaker) epochOf(now int64) int64 {
 
 // sum totals the window.
 func (b *Breaker) sum(now int64) (calls, failures, slow int64) {
+	if b.count {
+		return min(b.cur.Load(), b.size), b.nFail.Load(), b.nSlow.Load()
+	}
 	hi := b.cur.Load()
 	if !b.count {
 		hi = max(hi, b.epochOf(now))
@@ -633,18 +721,19 @@ func (b *Breaker) setLocked(from uint64, to State, now int64) uint64 {
 }
 
 func (b *Breaker) resetWindow() {
+	b.consec.Store(0)
 	if b.count {
 		b.cur.Store(0)
+		for i := range b.slots {
+			b.slots[i].Store(0)
+		}
+		b.nFail.Store(0)
+		b.nSlow.Store(0)
+		return
 	}
 	for i := range b.buckets {
 		bk := &b.buckets[i]
 		bk.reset()
-		if b.count {
-			bk.epoch.Store(-1 << 62)
-		}
-	}
-	if b.count {
-		b.buckets[0].epoch.Store(0)
 	}
 }
 

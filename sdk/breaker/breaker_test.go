@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,11 +48,10 @@ func TestCountWindowOpensAtThreshold(t *testing.T) {
 	}
 }
 
-// With 10 calls in 5 buckets of 2, old failures leave the window a whole
-// bucket at a time: the call that fills the last bucket starts a new one and
-// drops the oldest.
-func TestCountWindowSlides(t *testing.T) {
-	b := New(Config{WindowSize: 10, Buckets: 5, MinimumCalls: 1, FailureRateThreshold: 0.4, Clock: clock.NewManual(0)})
+// A count window holds exactly the last WindowSize outcomes: each call
+// pushes out the one WindowSize calls before it.
+func TestCountWindowSlidesOneCallAtATime(t *testing.T) {
+	b := New(Config{WindowSize: 10, MinimumCalls: 1, FailureRateThreshold: 0.4, Clock: clock.NewManual(0)})
 	b.ForceClosed() // count, never trip, so we can watch the window
 	call(b, errBoom)
 	call(b, errBoom)
@@ -61,15 +61,114 @@ func TestCountWindowSlides(t *testing.T) {
 	if m := b.Metrics(); m.Calls != 9 || m.Failures != 2 {
 		t.Fatalf("9 calls: %+v", m)
 	}
-	call(b, nil) // fills the window's last bucket: the oldest slides out
-	if m := b.Metrics(); m.Calls != 8 || m.Failures != 0 {
-		t.Fatalf("after slide: %+v", m)
+	call(b, nil)
+	if m := b.Metrics(); m.Calls != 10 || m.Failures != 2 {
+		t.Fatalf("10 calls: %+v", m)
 	}
-	for i := 0; i < 2; i++ {
+	call(b, nil) // the first failure leaves
+	if m := b.Metrics(); m.Calls != 10 || m.Failures != 1 {
+		t.Fatalf("11 calls: %+v", m)
+	}
+	call(b, nil) // the second
+	if m := b.Metrics(); m.Calls != 10 || m.Failures != 0 {
+		t.Fatalf("12 calls: %+v", m)
+	}
+	call(b, errBoom)
+	if m := b.Metrics(); m.Calls != 10 || m.Failures != 1 {
+		t.Fatalf("a new failure: %+v", m)
+	}
+}
+
+// A count window of N calls with MinimumCalls N opens after N failures in a
+// row (the old bucket ring dropped a bucket first and never held N calls).
+func TestCountWindowFullOfFailuresOpens(t *testing.T) {
+	for _, n := range []int{1, 5, 10, 100, 1000} {
+		b := New(Config{WindowSize: n, MinimumCalls: n, FailureRateThreshold: 1, Clock: clock.NewManual(0)})
+		for i := 0; i < n-1; i++ {
+			call(b, errBoom)
+		}
+		if b.State() != Closed {
+			t.Fatalf("n=%d: open after %d failures", n, n-1)
+		}
+		call(b, errBoom)
+		if b.State() != Open {
+			t.Fatalf("n=%d: %v after %d failures in a row, want open", n, b.State(), n)
+		}
+	}
+	// A minimum above the window could never be met: it is lowered.
+	b := New(Config{WindowSize: 10, MinimumCalls: 50, FailureRateThreshold: 1, Clock: clock.NewManual(0)})
+	for i := 0; i < 10; i++ {
 		call(b, errBoom)
 	}
-	if m := b.Metrics(); m.Calls != 8 || m.Failures != 2 {
-		t.Fatalf("after next bucket: %+v", m)
+	if b.State() != Open {
+		t.Fatalf("MinimumCalls > WindowSize: %v after 10 failures, want open", b.State())
+	}
+}
+
+// Random traces through the count window and through a reference model
+// (a plain slice of the last N outcomes) open at the same call.
+func TestCountWindowMatchesReferenceModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := 0; trial < 300; trial++ {
+		n := 1 + rng.IntN(40)
+		minCalls := 1 + rng.IntN(n)
+		thr := float64(1+rng.IntN(20)) / 20
+		pFail := rng.Float64()
+		b := New(Config{WindowSize: n, MinimumCalls: minCalls, FailureRateThreshold: thr, Clock: clock.NewManual(0)})
+		var ref []bool // last n outcomes, true = failed
+		for i := 0; i < 500; i++ {
+			failed := rng.Float64() < pFail
+			if failed {
+				call(b, errBoom)
+			} else {
+				call(b, nil)
+			}
+			ref = append(ref, failed)
+			if len(ref) > n {
+				ref = ref[1:]
+			}
+			fails := 0
+			for _, f := range ref {
+				if f {
+					fails++
+				}
+			}
+			wantOpen := failed && len(ref) >= minCalls && float64(fails)/float64(len(ref)) >= thr
+			m := b.Metrics()
+			if m.Calls != int64(len(ref)) || m.Failures != int64(fails) {
+				t.Fatalf("trial %d call %d: window %d calls %d failures, reference %d, %d", trial, i, m.Calls, m.Failures, len(ref), fails)
+			}
+			if got := m.State == Open; got != wantOpen {
+				t.Fatalf("trial %d (n=%d min=%d thr=%.2f) call %d: open=%v, reference %v (%d/%d)", trial, n, minCalls, thr, i, got, wantOpen, fails, len(ref))
+			}
+			if got := m.State == Open; got {
+				b.Reset()
+				ref = ref[:0]
+			}
+		}
+	}
+}
+
+// ConsecutiveFailures opens after that many failures in a row; a success
+// resets the run; ignored errors leave it alone.
+func TestConsecutiveFailures(t *testing.T) {
+	b := New(Config{ConsecutiveFailures: 3, MinimumCalls: 1000, WindowSize: 1000, Clock: clock.NewManual(0)})
+	call(b, errBoom)
+	call(b, errBoom)
+	call(b, nil)
+	call(b, errBoom)
+	call(b, errBoom)
+	call(b, context.Canceled) // ignored: neither a failure nor a success
+	if b.State() != Closed {
+		t.Fatalf("%v after runs of 2", b.State())
+	}
+	call(b, errBoom)
+	if b.State() != Open {
+		t.Fatalf("%v after 3 failures in a row, want open", b.State())
+	}
+	seed := SeedConfig("payments")
+	if seed.ConsecutiveFailures != 5 || seed.OpenDuration != 60*time.Second {
+		t.Fatalf("SeedConfig = %+v", seed)
 	}
 }
 
@@ -410,5 +509,24 @@ func BenchmarkClosedSuccess(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+func TestFastmod(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, d := range []uint64{1, 2, 3, 7, 10, 100, 1000, 12345, 1 << 24} {
+		m := ^uint64(0)/d + 1
+		for i := 0; i < 100000; i++ {
+			x := rng.Uint32()
+			if i < 1000 {
+				x = uint32(i)
+			}
+			if got, want := fastmod(x, m, d), uint64(x)%d; got != want {
+				t.Fatalf("fastmod(%d, %d) = %d, want %d", x, d, got, want)
+			}
+		}
+		if got, want := fastmod(^uint32(0), m, d), uint64(^uint32(0))%d; got != want {
+			t.Fatalf("fastmod(max, %d) = %d, want %d", d, got, want)
+		}
 	}
 }
