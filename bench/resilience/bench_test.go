@@ -195,6 +195,10 @@ func BenchmarkTimeout(b *testing.B) {
 		l := timeout.New(timeout.Config{Name: "x", Timeout: time.Second})
 		parallel(b, func() { _ = l.Run(ctx, ok) })
 	})
+	b.Run("brownout-unsafe-reuse", func(b *testing.B) {
+		l := timeout.New(timeout.Config{Name: "x", Timeout: time.Second, UnsafeReuseContext: true})
+		parallel(b, func() { _ = l.Run(ctx, ok) })
+	})
 	b.Run("stdlib-context", func(b *testing.B) {
 		parallel(b, func() {
 			c, cancel := context.WithTimeout(ctx, time.Second)

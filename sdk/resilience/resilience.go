@@ -79,7 +79,8 @@ func New(cfg Config) *Pipeline {
 // breaker.ErrOpen or breaker.ErrTooManyProbes, or a *bulkhead.RejectedError
 // when a stage refuses the call without running it; otherwise what the
 // inner stages return (see retry.Retrier.Do and timeout.Layer.Run). With a
-// Timeout stage, fn must not keep its context after returning.
+// Timeout stage, fn may keep its context after returning unless that layer
+// was configured with UnsafeReuseContext.
 func (p *Pipeline) Do(ctx context.Context, fn func(context.Context) error) error {
 	if p.bucket != nil {
 		if !p.bucket.AllowN(1) {

@@ -10,13 +10,19 @@
 // *ExceededError naming that layer, so logs and metrics say "the inventory
 // call timed out", not just "context deadline exceeded".
 //
-// Run hands fn a context that costs nothing unless fn asks for its Done
+// Run hands fn a context that is cheap unless fn asks for its Done
 // channel: the deadline is checked with a clock read, and the timer and
-// channel are created only on demand. A context nobody watched is recycled,
-// which makes the success path of Run allocation-free, at one cost: fn must
-// not keep the context after it returns (a context that was watched, by
-// Done, AfterFunc or a derived context, is closed when Run returns and never
-// reused). WithTimeout gives an ordinary context for callers that need one.
+// channel are created only on demand. It is an ordinary context.Context in
+// every other respect: it stays valid for as long as anyone holds it (a
+// goroutine fn started, a logger keeping ctx.Value), reports Canceled (or
+// DeadlineExceeded, if that came first) once Run has returned, and keeps
+// answering Value from its parent. It costs one small allocation per call.
+//
+// Config.UnsafeReuseContext recycles contexts nobody watched, which makes
+// Run allocation-free, at the cost its name says: fn must not keep the
+// context after it returns, nor start goroutines that use it, or they will
+// read another call's values and deadline. WithTimeout gives a standard
+// library context for callers that need one.
 package timeout
 
 import (
@@ -93,6 +99,12 @@ type Config struct {
 	// Clock is the time source. Default: the coarse monotonic clock, so
 	// deadlines may fall up to about a millisecond early.
 	Clock clock.Clock
+	// UnsafeReuseContext recycles the context Run hands fn when nothing
+	// watched its Done channel, saving its allocation. It is safe only if
+	// fn never keeps the context after returning, nor starts a goroutine
+	// that does: a kept context would later carry another call's values
+	// and deadline. Off by default.
+	UnsafeReuseContext bool
 }
 
 // Layer is one level of a timeout budget. It is immutable and safe for
@@ -104,6 +116,7 @@ type Layer struct {
 	reserve  int64
 	min      int64
 	clk      clock.Clock
+	reuse    bool
 	expired  atomic.Uint64
 }
 
@@ -119,6 +132,7 @@ func New(cfg Config) *Layer {
 		reserve:  int64(cfg.Reserve),
 		min:      int64(cfg.MinBudget),
 		clk:      cfg.Clock,
+		reuse:    cfg.UnsafeReuseContext,
 	}
 }
 
@@ -187,8 +201,9 @@ func (l *Layer) WithTimeout(ctx context.Context) (context.Context, context.Cance
 // in time is returned as is, even if the deadline passes just after. If the
 // budget is too small to start, fn is not called.
 //
-// fn must not use the context after it returns, nor start goroutines that
-// do: unless it was watched (see the package doc), it is recycled.
+// The context fn receives is done once Run returns, and stays valid (its
+// Err, Deadline and Value) for as long as anyone keeps it, unless the layer
+// was configured with UnsafeReuseContext (see the package doc).
 func (l *Layer) Run(ctx context.Context, fn func(context.Context) error) error {
 	var now int64 // l.now(), inlined by hand for the hot path
 	if l.clk == nil {
@@ -204,11 +219,16 @@ func (l *Layer) Run(ctx context.Context, fn func(context.Context) error) error {
 	if b == unbounded {
 		return fn(ctx)
 	}
-	c := pool.Get().(*lazyCtx)
+	var c *lazyCtx
+	if l.reuse {
+		c = pool.Get().(*lazyCtx)
+	} else {
+		c = new(lazyCtx)
+	}
 	c.parent, c.deadline, c.clk = ctx, now+b, l.clk
 	err := fn(c)
 	timedOut := err != nil && (c.fired() || l.now() >= c.deadline)
-	c.release()
+	c.release(l.reuse)
 	if !timedOut {
 		return err
 	}
@@ -247,14 +267,19 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // error from a clock read, and creates the Done channel, its timer and the
 // parent watch only when Done (or AfterFunc) is called.
 //
-// A context whose Done or AfterFunc was never called is recycled when Run
-// returns. One that was observed may still be watched (by a derived
-// context, or a goroutine selecting on it), so it is closed when Run
-// returns, and left to the garbage collector instead of being reused.
+// When Run returns, a context whose Done or AfterFunc was never called is
+// marked ended: from then on it reports the error it ended with, and
+// returns a closed channel from Done. With UnsafeReuseContext it is
+// recycled instead. One that was observed may still be watched (by a
+// derived context, or a goroutine selecting on it), so it is closed when
+// Run returns, and never reused.
 type lazyCtx struct {
 	parent   context.Context
 	deadline int64
 	clk      clock.Clock
+	// ended is set when Run returned without anyone having armed Done;
+	// err then holds the error the context ended with.
+	ended atomic.Bool
 
 	mu     sync.Mutex
 	done   atomic.Pointer[chan struct{}]
@@ -265,7 +290,7 @@ type lazyCtx struct {
 
 	// Pad to 128 bytes, a size class whose objects never share a cache
 	// line: contexts recycled on different CPUs are written on every call.
-	_ [16]byte
+	_ [4]byte
 }
 
 type afterFunc struct{ f func() }
@@ -290,7 +315,7 @@ func (c *lazyCtx) Value(key any) any {
 
 // Err implements context.Context.
 func (c *lazyCtx) Err() error {
-	if c.done.Load() != nil {
+	if c.done.Load() != nil || c.ended.Load() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.err
@@ -358,7 +383,7 @@ func (c *lazyCtx) armLocked() (chan struct{}, []*afterFunc) {
 	if d := c.done.Load(); d != nil {
 		return *d, nil
 	}
-	if c.parent == nil {
+	if c.parent == nil || c.ended.Load() {
 		return closedChan, nil // used after Run returned
 	}
 	ch := make(chan struct{})
@@ -428,12 +453,23 @@ func (c *lazyCtx) fired() bool {
 }
 
 // release ends the context when Run returns: an observed one is closed and
-// abandoned, an unobserved one recycled.
-func (c *lazyCtx) release() {
+// abandoned; an unobserved one is marked ended with the error it would
+// report now, or recycled when reuse is on.
+func (c *lazyCtx) release(reuse bool) {
 	if c.done.Load() == nil { // never watched: nobody can be waiting on it
-		c.parent, c.clk = nil, nil
-		pool.Put(c)
-		return
+		if reuse {
+			c.parent, c.clk = nil, nil
+			pool.Put(c)
+			return
+		}
+		c.mu.Lock()
+		if c.done.Load() == nil {
+			c.err = c.errNowLocked()
+			c.ended.Store(true)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
 	}
 	c.mu.Lock()
 	fs := c.closeLocked(context.Canceled)
@@ -445,6 +481,19 @@ func (c *lazyCtx) release() {
 	}
 	c.mu.Unlock()
 	run(fs)
+}
+
+// errNowLocked is the error an unwatched context ends with when Run
+// returns: its parent's, DeadlineExceeded if the deadline passed first, or
+// Canceled.
+func (c *lazyCtx) errNowLocked() error {
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if c.now() >= c.deadline {
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
 }
 
 // String describes the context for debugging.

@@ -169,13 +169,97 @@ func TestWithTimeoutCause(t *testing.T) {
 	}
 }
 
-func TestRunAllocatesNothing(t *testing.T) {
-	l := New(Config{Name: "x", Timeout: time.Second})
+// By default Run allocates its context (one object, never pooled); with
+// UnsafeReuseContext it allocates nothing.
+func TestRunAllocations(t *testing.T) {
 	ctx := context.Background()
 	fn := func(ctx context.Context) error { _, _ = ctx.Deadline(); return ctx.Err() }
-	l.Run(ctx, fn)
-	if n := testing.AllocsPerRun(1000, func() { _ = l.Run(ctx, fn) }); n != 0 {
-		t.Fatalf("%v allocs", n)
+	for _, c := range []struct {
+		reuse bool
+		want  float64
+	}{{false, 1}, {true, 0}} {
+		l := New(Config{Name: "x", Timeout: time.Second, UnsafeReuseContext: c.reuse})
+		l.Run(ctx, fn)
+		if n := testing.AllocsPerRun(1000, func() { _ = l.Run(ctx, fn) }); n != c.want {
+			t.Fatalf("UnsafeReuseContext=%v: %v allocs, want %v", c.reuse, n, c.want)
+		}
+	}
+}
+
+type ctxKey struct{}
+
+// A goroutine that keeps Run's context past Run (go audit(ctx), a logger
+// holding ctx.Value) sees a context.Context that honours its contract: its
+// own values and deadline, done with Canceled once Run returned, never
+// another call's.
+func TestContextKeptPastRunStaysValid(t *testing.T) {
+	l := New(Config{Name: "x", Timeout: time.Hour})
+	type kept struct {
+		ctx      context.Context
+		deadline time.Time
+	}
+	var all []kept
+	for i := 0; i < 100; i++ {
+		parent := context.WithValue(context.Background(), ctxKey{}, i)
+		_ = l.Run(parent, func(ctx context.Context) error {
+			d, _ := ctx.Deadline()
+			all = append(all, kept{ctx, d})
+			return nil
+		})
+	}
+	// Other calls run meanwhile, as they would in a server.
+	for i := 0; i < 1000; i++ {
+		_ = l.Run(context.WithValue(context.Background(), ctxKey{}, -1), func(context.Context) error { return nil })
+	}
+	for i, k := range all {
+		if got := k.ctx.Value(ctxKey{}); got != i {
+			t.Fatalf("kept context %d: Value = %v, want %d", i, got, i)
+		}
+		if d, ok := k.ctx.Deadline(); !ok || !d.Equal(k.deadline) {
+			t.Fatalf("kept context %d: deadline %v, want %v", i, d, k.deadline)
+		}
+		if err := k.ctx.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("kept context %d: Err = %v after Run returned, want Canceled", i, err)
+		}
+		select {
+		case <-k.ctx.Done():
+		default:
+			t.Fatalf("kept context %d: Done not closed after Run returned", i)
+		}
+	}
+
+	// A goroutine started by fn, reading the context later.
+	got := make(chan any, 1)
+	release := make(chan struct{})
+	parent := context.WithValue(context.Background(), ctxKey{}, "audit")
+	_ = l.Run(parent, func(ctx context.Context) error {
+		go func() {
+			<-release
+			<-ctx.Done()
+			got <- ctx.Value(ctxKey{})
+		}()
+		return nil
+	})
+	_ = l.Run(context.WithValue(context.Background(), ctxKey{}, "other"), func(context.Context) error { return nil })
+	close(release)
+	if v := <-got; v != "audit" {
+		t.Fatalf("the goroutine read %v, want its own call's value", v)
+	}
+}
+
+// A context whose deadline passed before Run returned ends with
+// DeadlineExceeded, as a standard library context would.
+func TestContextEndsWithItsFirstError(t *testing.T) {
+	clk := clock.NewManual(0)
+	l := New(Config{Name: "x", Timeout: time.Second, Clock: clk})
+	var kept context.Context
+	_ = l.Run(context.Background(), func(ctx context.Context) error {
+		kept = ctx
+		clk.Advance(2 * time.Second)
+		return nil
+	})
+	if err := kept.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Err = %v, want DeadlineExceeded", err)
 	}
 }
 
