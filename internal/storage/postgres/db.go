@@ -276,8 +276,7 @@ func unreachable(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "closed pool") ||
-		strings.Contains(msg, "conn busy")
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "closed pool")
 }
 
 // Time encoding: BIGINT Unix nanoseconds, UTC, as in the SQLite store. The

@@ -137,13 +137,22 @@ func (db *DB) TakePartials(ctx context.Context) ([]brownout.Partial, error) {
 	return out, nil
 }
 
+// forgetReplicasAfter is how long a replica's row outlives its last
+// heartbeat; replica ids are made anew at every start, so rows of replicas
+// long gone are deleted.
+const forgetReplicasAfter = time.Hour
+
 // Heartbeat upserts r's row of the replica set; SeenAt is the database's
-// clock at the upsert.
+// clock at the upsert. Rows not refreshed for an hour are deleted.
 func (db *DB) Heartbeat(ctx context.Context, r brownout.Replica) error {
 	if r.ID == "" {
 		return brownout.FieldErrorf(brownout.EBADREQUEST, "id", "must not be empty")
 	}
 	return db.inTx(ctx, "heartbeat", func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM replicas WHERE seen_at < clock_timestamp() - make_interval(secs => $1)`,
+			forgetReplicasAfter.Seconds()); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx,
 			`INSERT INTO replicas (id, addr, leader, term, subscribers, lag_ms, started_at, seen_at)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
