@@ -1,0 +1,68 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/storage/postgres/pgtest"
+)
+
+// BenchmarkCommitToNotify measures what one replica's change costs before
+// another replica hears of it: a state commit on store a (version
+// allocated, NOTIFY in the transaction) until store b's change feed
+// delivers it, one commit at a time. It reports the commit's and the
+// notification's p50 and p99 beside a bare round trip (SELECT 1) on the
+// same server, the floor any of them pays:
+//
+//	go test -run '^$' -bench CommitToNotify -benchtime 2000x ./internal/storage/postgres/
+func BenchmarkCommitToNotify(b *testing.B) {
+	dsn := pgtest.NewDatabase(b)
+	ctx := context.Background()
+	a := mustOpenOpts(b, dsn, Options{Replica: "a"})
+	rb := mustOpenOpts(b, dsn, Options{Replica: "b"})
+	got := make(chan time.Time, 16)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan struct{})
+	go func() {
+		_ = rb.Listen(lctx, func(c brownout.Change) {
+			switch c.Kind {
+			case brownout.ChangeResync:
+				close(ready)
+			case brownout.ChangeState:
+				got <- time.Now()
+			}
+		})
+	}()
+	<-ready
+	var rtt, commit, notify []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		var one int
+		if err := a.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+			b.Fatal(err)
+		}
+		rtt = append(rtt, time.Since(t0))
+		t1 := time.Now()
+		if err := a.SaveServiceStates(ctx, []brownout.StateChange{state("checkout", i%4)}); err != nil {
+			b.Fatal(err)
+		}
+		commit = append(commit, time.Since(t1))
+		notify = append(notify, (<-got).Sub(t1))
+	}
+	b.StopTimer()
+	pct := func(d []time.Duration, p float64) float64 {
+		slices.Sort(d)
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(rtt, 0.5), "rtt-p50-ms")
+	b.ReportMetric(pct(rtt, 0.99), "rtt-p99-ms")
+	b.ReportMetric(pct(commit, 0.5), "commit-p50-ms")
+	b.ReportMetric(pct(commit, 0.99), "commit-p99-ms")
+	b.ReportMetric(pct(notify, 0.5), "notify-p50-ms")
+	b.ReportMetric(pct(notify, 0.99), "notify-p99-ms")
+}
