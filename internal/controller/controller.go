@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"maps"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -680,12 +681,22 @@ func (c *Controller) finish(p *pending) hub.Snapshot {
 	return snap
 }
 
+// describe says why a level changed, in the units the dashboard shows
+// signals in: CPU and memory as percentages with one decimal, the error
+// rate as a percentage with two ("error_rate 10.32% ≥ 10.00%").
 func describe(d *levels.Decision) string {
 	t := d.Trigger
 	if t.Kind == "enter" {
-		return fmt.Sprintf("%s %.4g ≥ %.4g (enter %s)", t.Signal, t.Value, t.Threshold, t.Level)
+		return fmt.Sprintf("%s %s ≥ %s (enter %s)", t.Signal, signalText(t.Signal, t.Value), signalText(t.Signal, t.Threshold), t.Level)
 	}
-	return fmt.Sprintf("all signals below %s exit for %s (closest: %s %.4g < %.4g)", t.Level, time.Duration(d.CalmFor).Round(time.Second), t.Signal, t.Value, t.Threshold)
+	return fmt.Sprintf("below %s exit for %s (closest: %s %s < %s)", t.Level, time.Duration(d.CalmFor).Round(time.Second), t.Signal, signalText(t.Signal, t.Value), signalText(t.Signal, t.Threshold))
+}
+
+func signalText(signal string, v float64) string {
+	if signal == "error_rate" {
+		return strconv.FormatFloat(v*100, 'f', 2, 64) + "%"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + "%"
 }
 
 // EnsureService creates the named service (valid name) unless it exists,

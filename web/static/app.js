@@ -31,6 +31,26 @@
     root.querySelectorAll('input[name="_csrf"]').forEach(function (i) { if (!i.value) i.value = csrf; });
   }
 
+  // Small screens show each table row as a block; label every cell with
+  // its column's heading so that the block still reads as a row.
+  function labelCells(root) {
+    root.querySelectorAll("table.data").forEach(function (t) {
+      var heads = Array.prototype.map.call(t.querySelectorAll("thead th"), function (th) { return th.textContent.trim(); });
+      if (!heads.length) return;
+      t.querySelectorAll("tbody tr").forEach(function (tr) {
+        Array.prototype.forEach.call(tr.children, function (td, i) {
+          if (heads[i] && !td.hasAttribute("data-label")) td.setAttribute("data-label", heads[i]);
+        });
+      });
+    });
+  }
+  // What is on screen dates from the last live update (or the page load).
+  var lastData = Date.now();
+  function markAsOf() {
+    var at = new Date(lastData + skew), text = "data as of " + at.toLocaleTimeString();
+    document.querySelectorAll(".card, .status").forEach(function (c) { c.setAttribute("data-asof", text); });
+  }
+
   // Replace each top-level element of a frame by the element of the same id,
   // keeping keyboard focus on the equivalent element.
   function apply(html) {
@@ -41,6 +61,7 @@
       if (!old) return;
       fillCSRF(n);
       tickTimes(n);
+      labelCells(n);
       var a = document.activeElement, sel = null;
       if (a && a !== document.body && old.contains(a)) {
         if (a.id) sel = "#" + CSS.escape(a.id);
@@ -53,6 +74,7 @@
 
   var indicator = document.getElementById("live-status");
   function setState(state, text) {
+    if (state === "down") { markAsOf(); text += " · data as of " + new Date(lastData + skew).toLocaleTimeString(); }
     document.body.dataset.liveState = state;
     if (!indicator) return;
     indicator.dataset.state = state;
@@ -86,6 +108,7 @@
     ws.onmessage = function (e) {
       if (opened && Date.now() - opened > 5000) delay = 500; // stable: reset backoff
       apply(e.data);
+      lastData = Date.now();
     };
     ws.onclose = function (e) {
       ws = null;
@@ -115,5 +138,6 @@
   });
 
   tickTimes(document);
+  labelCells(document);
   setInterval(function () { tickTimes(document); }, 1000);
 })();

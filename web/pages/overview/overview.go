@@ -99,6 +99,23 @@ func CardOf(v controller.ServiceView, sparks [3]string) Card {
 	return c
 }
 
+// Why is the card's "why" line as plain text, for its tooltip: the line
+// itself is cut to one line so that it never outgrows the state it
+// explains.
+func (c Card) Why() string {
+	switch {
+	case c.Override != nil && c.Override.Emergency:
+		return "Emergency by " + c.Override.Actor + ": " + c.Override.Reason
+	case c.Override != nil:
+		return "Override by " + c.Override.Actor + ": " + c.Override.Reason
+	case c.Computed != c.Level:
+		return "computed " + ui.LevelLabel(c.Computed)
+	case c.Stale:
+		return "No live instance: level held."
+	}
+	return c.Detail
+}
+
 // Sparks builds the three sparklines of a service over the 15 minutes
 // before to.
 func Sparks(th levels.Thresholds, to time.Time, pts []brownout.SamplePoint) [3]ui.Chart {
