@@ -229,12 +229,16 @@ type Stats struct {
 	// LastError is why the last connection attempt failed or the last
 	// connection ended; nil before the first.
 	LastError error
+	// UnreachableSince is when the controller was last lost (the last
+	// connection dropped, or Connect if none was ever made); zero while a
+	// connection is live. Staleness limits count from it.
+	UnreachableSince time.Time
 }
 
 // Stats returns a snapshot of the client's counters.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
-	s := Stats{Connected: c.connected, Version: c.applied, LastError: c.lastErr}
+	s := Stats{Connected: c.connected, Version: c.applied, LastError: c.lastErr, UnreachableSince: c.unreachableSince}
 	c.mu.Unlock()
 	s.AckedVersion = c.acked.Load()
 	s.Connections = c.connections.Load()

@@ -36,7 +36,7 @@ func TestBooleanEvaluation(t *testing.T) {
 	if !got.Value || got.Error() != nil || got.Variant != "on" || got.Reason != of.DefaultReason {
 		t.Fatalf("analytics = %+v", got)
 	}
-	if md := got.FlagMetadata; md[MetaLevel] != 0 || md[MetaLevelName] != "FULL" || md[MetaVersion] != uint64(0) || md[MetaSource] != "defaults" {
+	if md := got.FlagMetadata; md[MetaLevel] != 0 || md[MetaLevelName] != "FULL" || md[MetaVersion] != int64(0) || md[MetaSource] != "defaults" {
 		t.Fatalf("metadata = %v", md)
 	}
 	if got := p.BooleanEvaluation(ctx, "search", true, nil); got.Value || got.Variant != "off" {
@@ -136,7 +136,7 @@ func TestChangeEvents(t *testing.T) {
 	for first := false; !first; {
 		select {
 		case ev := <-p.EventChannel():
-			first = ev.EventMetadata[MetaVersion] == uint64(1)
+			first = ev.EventMetadata[MetaVersion] == int64(1)
 		case <-deadline:
 			t.Fatal("no event for the first state")
 		}
@@ -148,8 +148,8 @@ func TestChangeEvents(t *testing.T) {
 			if ev.EventType != of.ProviderConfigChange {
 				t.Fatalf("event = %+v", ev)
 			}
-			if ev.EventMetadata[MetaVersion] == uint64(2) {
-				if !slices.Equal(ev.FlagChanges, []string{"analytics"}) {
+			if ev.EventMetadata[MetaVersion] == int64(2) {
+				if !slices.Equal(ev.FlagChanges, []string{"analytics", FlagLevel, FlagLevelName}) {
 					t.Fatalf("flag changes = %v", ev.FlagChanges)
 				}
 				d := p.BooleanEvaluation(context.Background(), "analytics", true, nil)
