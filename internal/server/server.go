@@ -9,6 +9,7 @@ import (
 
 	"context"
 	"embed"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -299,7 +300,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.history.Ping(ctx); err != nil {
-		s.log.Warn("readiness: store unreachable", "err", err)
+		s.log.Warn("readiness: store not ready", "err", err)
+		var be *brownout.Error
+		if errors.As(err, &be) && be.Code == brownout.EUNAVAILABLE {
+			writeError(w, r, be) // says what is wrong: file lost, disk full, read-only
+			return
+		}
 		writeError(w, r, brownout.Errorf(brownout.EUNAVAILABLE, "store unreachable"))
 		return
 	}

@@ -44,6 +44,11 @@ type DB struct {
 
 	observer atomic.Pointer[storage.Observer]
 
+	// id is the database file opened; health says whether writes are
+	// durable (see durability.go).
+	id     fileID
+	health health
+
 	// series caches service name → series id for the sample tables. Ids are
 	// never deleted or reused, so a cached id stays valid.
 	seriesMu sync.RWMutex
@@ -96,6 +101,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err := db.read.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open db: %w", err)
+	}
+	if id, err := statID(abs); err == nil {
+		db.id = id
+	} else {
+		log.Warn("cannot identify the database file; a file deleted or replaced while running will go unnoticed", "path", abs, "err", err)
 	}
 	return db, nil
 }
@@ -165,7 +175,9 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Ping reports whether the store answers reads and writes (for /readyz).
+// Ping reports whether the store answers reads and writes durably (for
+// /readyz): a file deleted or replaced under it, or writes failing (disk
+// full, read-only), make it fail with a 503 *brownout.Error saying which.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping db: %w", err)
@@ -173,7 +185,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.write.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping db: %w", err)
 	}
-	return nil
+	return db.Durable(ctx)
 }
 
 // SetObserver installs fn to be called after every write transaction (nil
@@ -195,9 +207,13 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (e
 			(*o)(op, time.Since(start))
 		}
 	}()
+	// A file deleted or replaced would swallow the write: refuse it.
+	if err := db.checkFile(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("%s: begin: %w", op, translate(err))
+		return fmt.Errorf("%s: begin: %w", op, db.writeFailed(translate(err)))
 	}
 	defer func() {
 		if err != nil {
@@ -205,11 +221,17 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (e
 		}
 	}()
 	if err := fn(tx); err != nil {
-		return fmt.Errorf("%s: %w", op, translate(err))
+		return fmt.Errorf("%s: %w", op, db.writeFailed(translate(err)))
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: commit: %w", op, translate(err))
+		return fmt.Errorf("%s: commit: %w", op, db.writeFailed(translate(err)))
 	}
+	// Deleted while the transaction ran: it committed into a file nobody
+	// will open again, so it is not acknowledged.
+	if err := db.checkFile(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	db.writeSucceeded()
 	return nil
 }
 
