@@ -2,7 +2,9 @@
 // files, one directory per dialect (sqlite/, postgres/) with one numbered
 // history: NNNN_name.sql, applied in order on start by the store (goose,
 // one file per transaction). Never edit a file that has shipped; add the
-// next number instead, in every dialect's directory.
+// next number instead, in every dialect's directory (a test holds both
+// directories to the same names; a change one dialect does not need is a
+// file whose Up section is a comment saying why and "SELECT 1;").
 package migrations
 
 import (
