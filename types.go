@@ -136,6 +136,11 @@ type ServiceState struct {
 	// publishes the same snapshot; the single-replica store may drop it.
 	Detail    string    `json:"detail,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// RetiredAt is when an admin retired the service (DELETE
+	// /services/{s}); zero while it is active. A retired service keeps its
+	// history and version: if it reports again it is revived, and its
+	// versions continue above the stored one.
+	RetiredAt time.Time `json:"retired_at,omitzero"`
 }
 
 // StateChange is one service's new state and the level changes that led

@@ -88,6 +88,9 @@ func commandGroups() []group {
 			{"samples", "a service's signals over time", (*cli).historySamples},
 			{"audit", "every operator action, newest first", (*cli).historyAudit},
 		}},
+		{"service", "manage services' lifecycle", []subcommand{
+			{"retire", "retire a service no instance reports for (history kept)", (*cli).serviceRetire},
+		}},
 		{"token", "create, list and revoke API tokens", []subcommand{
 			{"create", "create a token and print its secret once", (*cli).tokenCreate},
 			{"list", "list tokens, revoked ones included", (*cli).tokenList},

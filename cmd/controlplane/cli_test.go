@@ -461,3 +461,15 @@ func TestMigrateStatus(t *testing.T) {
 		t.Fatal("migrate down accepted")
 	}
 }
+
+func TestServiceRetireRefusedWhileReporting(t *testing.T) {
+	srv := startWithService(t)
+	r := runAs(t, srv, srv.AdminToken, "service", "retire", "checkout")
+	if r.err == nil || !strings.Contains(r.err.Error(), "live instance") {
+		t.Fatalf("retire of a reporting service: %v", r.err)
+	}
+	r = runAs(t, srv, srv.AdminToken, "service", "retire", "nope")
+	if r.err == nil || !strings.Contains(r.err.Error(), "404") {
+		t.Fatalf("retire of an unknown service: %v", r.err)
+	}
+}

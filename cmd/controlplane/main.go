@@ -28,6 +28,7 @@ Usage:
   controlplane override clear ID
   controlplane override list
   controlplane history levels|samples|audit [flags]
+  controlplane service retire NAME                retire a service that stopped reporting (history kept)
   controlplane token create --scope S [--service S] --name N
   controlplane token list
   controlplane token revoke ID

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -77,4 +78,38 @@ acknowledged, so the watcher counts as an instance in convergence.
 		n++
 	}
 	return conn.Close(websocket.StatusNormalClosure, "done")
+}
+
+// serviceRetire is "controlplane service retire NAME".
+func (c *cli) serviceRetire(args []string) error {
+	cmd := c.command("service retire", "NAME", `
+Retires a service that no instance reports for any more (DELETE
+/api/v1/services/NAME, admin, audited). It leaves the service list, the
+dashboard and the metrics; its history and version stay, and if it
+reports again it comes back with versions above the old ones. Refused
+while live instances still report.`)
+	pos, err := cmd.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.connect()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	var st struct {
+		Name      string    `json:"name"`
+		Version   uint64    `json:"version"`
+		Level     int       `json:"level"`
+		RetiredAt time.Time `json:"retired_at"`
+	}
+	raw, err := cl.call(ctx, http.MethodDelete, "/api/v1/services/"+url.PathEscape(pos[0]), nil, nil, &st)
+	if err != nil {
+		return err
+	}
+	if c.opts.json {
+		return c.printJSON(raw)
+	}
+	fmt.Fprintf(c.stdout, "Service %s retired at %s (last level %s, version %d); its history is kept.\n", st.Name, fmtTime(st.RetiredAt), levelName(st.Level), st.Version)
+	return nil
 }

@@ -126,6 +126,9 @@ type Controller struct {
 
 	mu       sync.RWMutex
 	services map[string]*service
+	// retired holds the last state of retired services, so that one that
+	// reports again continues from its stored version. Guarded by mu.
+	retired  map[string]brownout.ServiceState
 	createMu sync.Mutex
 
 	cfgMu         sync.RWMutex
@@ -167,6 +170,7 @@ func New(cfg Config, store Store, samples SampleSink, h Hub, log *slog.Logger, o
 	return &Controller{
 		cfg: cfg, store: store, samples: samples, hub: h, log: log, obs: obs,
 		services:      map[string]*service{},
+		retired:       map[string]brownout.ServiceState{},
 		global:        levels.Default(),
 		svcThresholds: map[string]levels.Thresholds{},
 		globalFlags:   featureflags.Default(),
@@ -215,6 +219,10 @@ func (c *Controller) Load(ctx context.Context) error {
 		return fmt.Errorf("load services: %w", err)
 	}
 	for _, s := range states {
+		if !s.RetiredAt.IsZero() {
+			c.retired[s.Name] = s
+			continue
+		}
 		svc := c.newService(s.Name)
 		svc.state = s
 		svc.engine = levels.State{Level: levels.Level(s.ComputedLevel)}
@@ -228,7 +236,7 @@ func (c *Controller) Load(ctx context.Context) error {
 		c.obs.LevelChanged(s.Name, s.Level)
 		c.hub.Publish(hub.Snapshot{Service: s.Name, Epoch: c.epoch, Version: s.Version, Data: svc.snapshot})
 	}
-	c.log.Info("controller loaded", "services", len(states), "overrides", len(ovs))
+	c.log.Info("controller loaded", "services", len(c.services), "retired", len(c.retired), "overrides", len(ovs))
 	// Whatever changed while we were down (an override expired, config
 	// edited) is applied with a new version at once.
 	return c.evaluateMany(ctx, c.serviceList(), now, func(*service) string { return triggerLoad })
@@ -565,6 +573,9 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 	eff := c.effectiveFlags(svc.name)
 	ov := c.activeOverride(svc.name, now)
 
+	if svc.retired.Load() {
+		return nil
+	}
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
 	c.drainLocked(svc)
@@ -734,13 +745,26 @@ func (c *Controller) service(ctx context.Context, name string, create bool) (*se
 	now := c.cfg.Now()
 	svc = c.newService(name)
 	svc.state = brownout.ServiceState{Name: name, CreatedAt: now, Level: -1, ComputedLevel: 0}
+	c.mu.RLock()
+	old, revived := c.retired[name]
+	c.mu.RUnlock()
+	if revived {
+		// Its versions continue above the stored one; Level -1 records the
+		// revival as a level change.
+		svc.state.Version, svc.state.CreatedAt = old.Version, old.CreatedAt
+	}
 	if err := c.evaluate(ctx, svc, now, triggerCreate); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
 	c.services[name] = svc
+	delete(c.retired, name)
 	c.mu.Unlock()
-	c.log.Info("service created", "service", name)
+	if revived {
+		c.log.Info("retired service reported again: revived", "service", name, "version", svc.state.Version)
+	} else {
+		c.log.Info("service created", "service", name)
+	}
 	return svc, nil
 }
 

@@ -40,6 +40,9 @@ type service struct {
 	// nInstances mirrors len(instances) (set under mu), so that Ingest
 	// needs mu only when the service is at its instance limit.
 	nInstances atomic.Int64
+	// retired is set, under commitMu, when the service is retired: no
+	// evaluation commits for it any more (a revival makes a new service).
+	retired atomic.Bool
 }
 
 // countInstancesLocked refreshes nInstances; mu held.

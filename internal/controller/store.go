@@ -29,6 +29,10 @@ type Store interface {
 	// transaction, all or nothing. It must refuse a version that is not
 	// above the stored one, so that versions never go back.
 	SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error
+	// RetireService marks an active service retired with its audit entry,
+	// in one transaction (LoadServices then returns it with RetiredAt set;
+	// saving a state for it revives it); ENOTFOUND when none is active.
+	RetireService(ctx context.Context, name string, at time.Time, a brownout.AuditEntry) error
 
 	// CreateOverrideWithStates and ClearOverrideWithStates store the
 	// override change, its audit entry and the new states it causes in one

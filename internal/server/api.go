@@ -674,3 +674,19 @@ func (s *Server) historySamples(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, samplesResponse{Service: svc, From: from, To: to, Step: step.String(), Items: pts})
 }
+
+// retireService is DELETE /services/{service}: the retired state, with
+// retired_at.
+func (s *Server) retireService(w http.ResponseWriter, r *http.Request) {
+	name, err := serviceParam(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	st, err := s.ctl.RetireService(r.Context(), name, principalFrom(r).Actor())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

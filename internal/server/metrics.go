@@ -125,3 +125,9 @@ func (m *Metrics) SubscribersChanged(delta int) { m.Subscribers.Add(float64(delt
 func (m *Metrics) StoreWriteObserved(op string, d time.Duration) {
 	m.StoreWrite.WithLabelValues(op).Observe(d.Seconds())
 }
+
+// ServiceRetired drops a retired service's level gauge, so that alerts on
+// it end.
+func (m *Metrics) ServiceRetired(service string) {
+	m.ServiceLevel.DeleteLabelValues(service)
+}

@@ -239,6 +239,7 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 
 		r.With(s.require(canRead)).Get("/services", s.listServices)
 		r.Get("/services/{service}", s.getService)
+		r.With(s.require(isAdmin)).Delete("/services/{service}", s.retireService)
 		r.Get("/services/{service}/instances", s.listInstances)
 		r.Get("/services/{service}/instances/{instance}/components", s.listComponents)
 

@@ -87,6 +87,11 @@ type Store interface {
 	// ErrStaleVersion, a version that is not above the stored one.
 	SaveServiceState(ctx context.Context, st brownout.ServiceState, changes []brownout.LevelChange) error
 	SaveServiceStates(ctx context.Context, batch []brownout.StateChange) error
+	// RetireService marks an active service retired (LoadServices returns
+	// it with RetiredAt set; saving a state revives it) and writes the audit
+	// entry, in one transaction; ENOTFOUND when no active service has the
+	// name.
+	RetireService(ctx context.Context, name string, at time.Time, a brownout.AuditEntry) error
 
 	CreateOverride(ctx context.Context, o brownout.Override, a brownout.AuditEntry) error
 	CreateOverrideWithStates(ctx context.Context, o brownout.Override, a brownout.AuditEntry, states []brownout.StateChange) error

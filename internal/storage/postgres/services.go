@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -28,17 +29,21 @@ func scanService(sc pgx.Row) (brownout.ServiceState, error) {
 
 // LoadServices returns every persisted service state, by name.
 func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+serviceColumns+` FROM services ORDER BY name`)
+	rows, err := db.pool.Query(ctx, `SELECT `+serviceColumns+`, retired_at FROM services ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("load services: %w", translate(err))
 	}
 	defer rows.Close()
 	var out []brownout.ServiceState
 	for rows.Next() {
-		st, err := scanService(rows)
-		if err != nil {
+		var st brownout.ServiceState
+		var version, calm, changed, created, retired int64
+		if err := rows.Scan(&st.Name, &version, &st.Level, &st.ComputedLevel, &st.OverrideID,
+			&calm, &changed, &st.Cause, &st.Detail, &created, &retired); err != nil {
 			return nil, fmt.Errorf("load services: %w", translate(err))
 		}
+		st.Version = uint64(version)
+		st.CalmSince, st.ChangedAt, st.CreatedAt, st.RetiredAt = fromNano(calm), fromNano(changed), fromNano(created), fromNano(retired)
 		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {
@@ -148,7 +153,7 @@ func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState
 		   version = CASE WHEN $2::bigint = 0 THEN s.version + 1 ELSE excluded.version END,
 		   level = excluded.level, computed_level = excluded.computed_level,
 		   override_id = excluded.override_id, calm_since = excluded.calm_since,
-		   changed_at = excluded.changed_at, cause = excluded.cause, detail = excluded.detail
+		   changed_at = excluded.changed_at, cause = excluded.cause, detail = excluded.detail, retired_at = 0
 		 WHERE $2::bigint = 0 OR s.version < excluded.version
 		 RETURNING version`,
 		st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
@@ -182,4 +187,21 @@ func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState
 		return 0, err
 	}
 	return uint64(version), nil
+}
+
+// RetireService marks an active service retired and writes a's audit
+// entry, in one transaction. The row (with its version) and the service's
+// history stay; saving a state for it again revives it. ENOTFOUND when no
+// active service has that name.
+func (db *DB) RetireService(ctx context.Context, name string, at time.Time, a brownout.AuditEntry) error {
+	return db.inTx(ctx, "retire_service", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE services SET retired_at = $1 WHERE name = $2 AND retired_at = 0`, unixNano(at), name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
+		}
+		return insertAudit(ctx, tx, a, name)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/storage"
@@ -14,7 +15,7 @@ import (
 // LoadServices returns every persisted service state, by name.
 func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error) {
 	rows, err := db.read.QueryContext(ctx,
-		`SELECT name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at
+		`SELECT name, version, level, computed_level, override_id, calm_since, changed_at, cause, created_at, retired_at
 		 FROM services ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("load services: %w", err)
@@ -23,13 +24,13 @@ func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
 	var out []brownout.ServiceState
 	for rows.Next() {
 		var st brownout.ServiceState
-		var version, calm, changed, created int64
+		var version, calm, changed, created, retired int64
 		if err := rows.Scan(&st.Name, &version, &st.Level, &st.ComputedLevel, &st.OverrideID,
-			&calm, &changed, &st.Cause, &created); err != nil {
+			&calm, &changed, &st.Cause, &created, &retired); err != nil {
 			return nil, fmt.Errorf("load services: %w", err)
 		}
 		st.Version = uint64(version)
-		st.CalmSince, st.ChangedAt, st.CreatedAt = fromNano(calm), fromNano(changed), fromNano(created)
+		st.CalmSince, st.ChangedAt, st.CreatedAt, st.RetiredAt = fromNano(calm), fromNano(changed), fromNano(created), fromNano(retired)
 		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {
@@ -114,7 +115,7 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 		 ON CONFLICT (name) DO UPDATE SET
 		   version = excluded.version, level = excluded.level, computed_level = excluded.computed_level,
 		   override_id = excluded.override_id, calm_since = excluded.calm_since,
-		   changed_at = excluded.changed_at, cause = excluded.cause`,
+		   changed_at = excluded.changed_at, cause = excluded.cause, retired_at = 0`,
 		st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
 		unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, unixNano(st.CreatedAt))
 	if err != nil {
@@ -139,4 +140,23 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 		}
 	}
 	return st.Version, nil
+}
+
+// RetireService marks an active service retired and writes a's audit
+// entry, in one transaction. The row (with its version) and the service's
+// history stay; saving a state for it again revives it. ENOTFOUND when no
+// active service has that name.
+func (db *DB) RetireService(ctx context.Context, name string, at time.Time, a brownout.AuditEntry) error {
+	return db.inTx(ctx, "retire_service", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE services SET retired_at = ? WHERE name = ? AND retired_at = 0`, unixNano(at), name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
+		}
+		return insertAudit(ctx, tx, a, name)
+	})
 }

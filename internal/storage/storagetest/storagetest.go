@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"Epoch", testEpoch},
 		{"Ping", testPing},
 		{"Observer", testObserver},
+		{"RetireService", testRetireService},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
