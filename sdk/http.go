@@ -98,19 +98,75 @@ func (t roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // Shed marks next as optional: while the served level is at or above at,
 // it answers 503 Service Unavailable with a Retry-After header (see
-// WithRetryAfter) instead of calling next.
-func (c *Client) Shed(at Level, next http.Handler) http.Handler {
+// WithRetryAfter) instead of calling next. ShedOptions replace the plain
+// 503 body with a page of the caller's, such as the seed's maintenance
+// status page.
+func (c *Client) Shed(at Level, next http.Handler, opts ...ShedOption) http.Handler {
+	var so shedOptions
+	for _, o := range opts {
+		o(&so)
+	}
 	retry := strconv.Itoa(int(c.cfg.retryAfter.Seconds()))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c.Level() < at {
+		l := c.Level()
+		if l < at {
 			next.ServeHTTP(w, r)
 			return
 		}
 		markShed(w)
 		w.Header().Set("Retry-After", retry)
-		http.Error(w, "temporarily unavailable: service degraded", http.StatusServiceUnavailable)
+		page := so.shed
+		if l == LevelMaintenance && so.maintenance != nil {
+			page = so.maintenance
+		}
+		if page == nil {
+			http.Error(w, "temporarily unavailable: service degraded", http.StatusServiceUnavailable)
+			return
+		}
+		page.ServeHTTP(&unavailableWriter{ResponseWriter: w}, r)
 	})
 }
+
+// A ShedOption configures what Shed answers instead of the route.
+type ShedOption func(*shedOptions)
+
+type shedOptions struct {
+	shed, maintenance http.Handler
+}
+
+// WithShedPage serves page instead of the plain 503 whenever the route is
+// shed. Its status is 503 unless page sets another.
+func WithShedPage(page http.Handler) ShedOption {
+	return func(o *shedOptions) { o.shed = page }
+}
+
+// WithMaintenancePage serves page while the level is MAINTENANCE (the
+// seed's status page and error message), instead of the plain 503 or the
+// WithShedPage page. Its status is 503 unless page sets another.
+func WithMaintenancePage(page http.Handler) ShedOption {
+	return func(o *shedOptions) { o.maintenance = page }
+}
+
+// unavailableWriter makes a page's implicit 200 a 503.
+type unavailableWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *unavailableWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *unavailableWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController and markShed reach the writer below.
+func (w *unavailableWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // markShed tells a Middleware further out that this response is shed.
 func markShed(w http.ResponseWriter) {

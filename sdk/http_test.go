@@ -136,3 +136,48 @@ func TestShed(t *testing.T) {
 		t.Fatalf("requests %d errors %d, want 2 and 0", req, errs)
 	}
 }
+
+// Shed serves the caller's pages: the maintenance page at MAINTENANCE, the
+// shed page below it, each as a 503 unless it says otherwise, and the
+// requests still count as shed, not as errors.
+func TestShedPages(t *testing.T) {
+	var env string
+	c := mustConnect(t, unreachable, fastOpts(quiet, func(c *config) {
+		c.getenv = func(string) string { return env }
+	}))
+	route := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "route") })
+	shedPage := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "busy, try later") })
+	maintenance := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<h1>Down for maintenance</h1>")
+	})
+	h := c.Middleware(c.Shed(LevelEssential, route, WithShedPage(shedPage), WithMaintenancePage(maintenance)))
+	for _, tc := range []struct {
+		force  string
+		status int
+		body   string
+	}{{"", 200, "route"}, {"2", 503, "busy, try later"}, {"3", 503, "<h1>Down for maintenance</h1>"}} {
+		env = tc.force
+		c.tick()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != tc.status || rec.Body.String() != tc.body {
+			t.Fatalf("level %q: %d %q, want %d %q", tc.force, rec.Code, rec.Body.String(), tc.status, tc.body)
+		}
+		if tc.status == 503 && rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("level %q: no Retry-After", tc.force)
+		}
+	}
+	if s := c.errs.Load(); s != 0 {
+		t.Fatalf("shed pages counted as %d errors", s)
+	}
+	// Only a maintenance page: below MAINTENANCE the plain 503.
+	h = c.Shed(LevelEssential, route, WithMaintenancePage(maintenance))
+	env = "2"
+	c.tick()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != 503 || strings.Contains(rec.Body.String(), "maintenance") {
+		t.Fatalf("ESSENTIAL with only a maintenance page: %d %q", rec.Code, rec.Body.String())
+	}
+}

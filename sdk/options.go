@@ -150,7 +150,9 @@ func WithReportBuffer(n int) Option {
 // WithStateFile persists every state applied from the controller to path
 // (atomically: temporary file, fsync, rename) and loads it at Connect, so
 // that a process started while the controller is unreachable serves the
-// last-known-good state instead of the defaults.
+// last-known-good state instead of the defaults. The SDK creates the
+// file's directory (mode 0700) if it does not exist; a path it cannot
+// write is logged and the client carries on without persisting.
 func WithStateFile(path string) Option {
 	return func(c *config) error { c.stateFile = path; return nil }
 }

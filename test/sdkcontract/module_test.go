@@ -2,6 +2,9 @@ package sdkcontract_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout/internal/servertest"
+	"github.com/brownout-io/brownout/sdk"
 )
 
 // These tests build applications outside the repository, as a team adopting
@@ -227,4 +231,113 @@ func TestModuleGraphOfAProviderAppAndRun(t *testing.T) {
 	if got, want := strings.TrimSpace(string(out)), "analytics=true reason=STATIC level=0"; got != want {
 		t.Fatalf("app printed %q, want %q", got, want)
 	}
+}
+
+// readmeProgram returns the Go program of the README's SDK section.
+func readmeProgram(tb testing.TB) string {
+	tb.Helper()
+	md, err := os.ReadFile(filepath.Join(repoRoot(tb), "README.md"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(md), "## A service adopting Brownout (Go SDK)")
+	if !ok {
+		tb.Fatal("README.md has no SDK section")
+	}
+	_, code, ok := strings.Cut(section, "```go\n")
+	if !ok {
+		tb.Fatal("the README's SDK section has no Go block")
+	}
+	code, _, _ = strings.Cut(code, "```")
+	return code
+}
+
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The README's SDK program, pasted into a new module outside the tree,
+// resolves, builds and runs against a real controller: it connects under
+// its host's name, serves the flags, sheds at ESSENTIAL, persists its state
+// file in a directory it creates, and stops on an interrupt.
+func TestREADMEServiceRunsOutsideTheTree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an app outside the tree")
+	}
+	dir := newApp(t, "1.24.0", readmeProgram(t), "sdk")
+	checkGraph(t, dir, 17)
+	bin := filepath.Join(t.TempDir(), "checkout")
+	goCmd(t, dir, "build", "-o", bin, ".")
+
+	srv := servertest.Start(t)
+	_, token := srv.Token(t, "sdk", "checkout")
+	addr := freeAddr(t)
+	cache := t.TempDir()
+	cmd := exec.Command(bin)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), "BROWNOUT_URL="+srv.URL, "BROWNOUT_TOKEN="+token, "ADDR="+addr,
+		"XDG_CACHE_HOME="+cache, "HOME="+cache)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	instance := sdk.InstanceName(mustHostname(t))
+	waitFor(t, "the service connected under its host's name", func() bool {
+		for _, in := range getService(t, srv, "checkout").Instances {
+			if in.Name == instance {
+				return true
+			}
+		}
+		return false
+	})
+	if code, body := get("/products/1"); code != http.StatusOK || !strings.Contains(body, "you may also like") {
+		t.Fatalf("GET /products/1 = %d %q", code, body)
+	}
+	override(t, srv, 2)
+	waitFor(t, "shedding at ESSENTIAL", func() bool {
+		code, _ := get("/recommendations")
+		return code == http.StatusServiceUnavailable
+	})
+	if _, err := os.Stat(filepath.Join(cache, "checkout", "brownout.json")); err != nil {
+		t.Fatalf("state file: %v", err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after an interrupt\n%s", out.String())
+	}
+}
+
+func mustHostname(tb testing.TB) string {
+	tb.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }
