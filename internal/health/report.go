@@ -45,26 +45,27 @@ const (
 // rules. The zero value of a field takes its default.
 type Limits struct {
 	// MaxComponents is the most components per report
-	// (component.MaxComponents, 64; --max-components).
+	// (wire.MaxComponents, 64; --max-components).
 	MaxComponents int
-	// MaxMetrics is the most metrics per component (component.MaxMetrics,
-	// 32; --max-metrics).
+	// MaxMetrics is the most metrics per component (wire.MaxMetrics, 32;
+	// --max-metrics).
 	MaxMetrics int
 	// MaxNameLen bounds component names, kinds, states and metric names
 	// (MaxComponentNameLen, 64; --max-component-name-len).
 	MaxNameLen int
 }
 
-// DefaultLimits are the protocol's limits, which the SDK keeps to.
+// DefaultLimits are the protocol's limits (package wire), which the SDK
+// keeps to; the server's flags may tighten or loosen them.
 func DefaultLimits() Limits { return Limits{}.WithDefaults() }
 
 // WithDefaults fills zero fields with the protocol's defaults.
 func (l Limits) WithDefaults() Limits {
 	if l.MaxComponents <= 0 {
-		l.MaxComponents = component.MaxComponents
+		l.MaxComponents = wire.MaxComponents
 	}
 	if l.MaxMetrics <= 0 {
-		l.MaxMetrics = component.MaxMetrics
+		l.MaxMetrics = wire.MaxMetrics
 	}
 	if l.MaxNameLen <= 0 {
 		l.MaxNameLen = MaxComponentNameLen
