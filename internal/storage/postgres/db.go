@@ -244,13 +244,11 @@ func translate(err error) error {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "23505": // unique_violation
+		if pe.Code == "23505" { // unique_violation
 			return &brownout.Error{Code: brownout.ECONFLICT, Message: "already exists"}
-		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutdown, cannot connect now
-			pe.Code == "53300": // too many connections
-			return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+		}
+		if msg := unavailableCode(pe.Code); msg != "" {
+			return unavailable(msg, err)
 		}
 		return err
 	}
@@ -258,6 +256,35 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 	}
 	return err
+}
+
+// unavailableCode says in words what a server error means for writes when
+// it means the database cannot take them now (it is not the statement's
+// fault); "" otherwise.
+func unavailableCode(code string) string {
+	switch {
+	case strings.HasPrefix(code, "08"): // connection exception
+		return "the database connection failed; try again"
+	case code == "53100": // disk_full
+		return "the database's disk is full; writes are refused until it has room"
+	case code == "53300": // too_many_connections
+		return "the database has no free connections; try again"
+	case strings.HasPrefix(code, "53"): // insufficient resources
+		return "the database is out of resources; try again"
+	case code == "25006": // read_only_sql_transaction
+		return "the database is read-only (a standby, or read-only mode); writes are refused until it accepts them"
+	case code == "57P01", code == "57P02", code == "57P03": // shutdown, crash shutdown, cannot connect now
+		return "the database is shutting down or starting; try again"
+	case strings.HasPrefix(code, "58"): // system error (I/O)
+		return "the database reports a system error (I/O); try again"
+	}
+	return ""
+}
+
+// unavailable wraps err as a 503 that says why (msg) and wraps
+// storage.ErrUnavailable.
+func unavailable(msg string, err error) error {
+	return fmt.Errorf("%w: %w: %w", &brownout.Error{Code: brownout.EUNAVAILABLE, Message: msg}, storage.ErrUnavailable, err)
 }
 
 // unreachable reports whether err says the database could not be reached
