@@ -20,6 +20,7 @@ import (
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/hub"
+	"github.com/brownout-io/brownout/internal/replica"
 	"github.com/brownout-io/brownout/internal/server"
 	"github.com/brownout-io/brownout/internal/storage"
 	"github.com/brownout-io/brownout/internal/storage/sqlite"
@@ -45,6 +46,9 @@ type Config struct {
 	RetentionEvery  time.Duration
 	// SampleFlush is the sample writer's flush interval (1 s).
 	SampleFlush time.Duration
+	// Replica names this controller in the replica set and tunes its
+	// leadership over a shared store.
+	Replica replica.Config
 
 	Log *slog.Logger
 }
@@ -69,10 +73,11 @@ type App struct {
 	AdminTokenPath string
 	AdminGenerated bool
 
-	lock   *dirLock
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	lock     *dirLock
+	replicas server.ReplicaSet
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 // New opens the store, loads state and builds the handler. It starts
@@ -136,6 +141,19 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
+	// A revocation through any door, or announced by another replica,
+	// closes the token's subscriptions here.
+	a.Auth.OnRevoke(func(id string) { a.Hub.CloseToken(id, "token revoked") })
+	if cfg.Server.Replicas == nil {
+		id := cfg.Replica.ID
+		if id == "" {
+			id = "local"
+		}
+		cfg.Server.Replicas = single{id: id, addr: cfg.Replica.Addr, started: time.Now().UTC(), hub: a.Hub, now: time.Now}
+		a.Metrics.Leader.Set(1)
+		a.Metrics.FeedUp.Set(1)
+	}
+	a.replicas = cfg.Server.Replicas
 	key, err := auth.LoadOrCreateSessionKey(cfg.DataDir)
 	if err != nil {
 		a.closeStore()
@@ -152,8 +170,9 @@ func (a *App) Handler() http.Handler { return a.Server.Handler() }
 // Run starts the control loop and retention in the background.
 func (a *App) Run(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(3)
+	a.wg.Add(4)
 	go func() { defer a.wg.Done(); a.Controller.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.refreshReplicaMetrics(ctx, a.replicas, 5*time.Second) }()
 	go func() {
 		defer a.wg.Done()
 		t := time.NewTicker(time.Minute)

@@ -285,6 +285,46 @@ func audit(at time.Time, actor brownout.Actor, action, target string, before, af
 	return brownout.AuditEntry{At: at, Actor: actor.Name, ActorID: actor.ID, Action: action, Target: target, Before: mustJSON(before), After: mustJSON(after)}
 }
 
+// Reload re-reads the active tokens from the store, for a change made
+// through another replica that shares it: tokens created there start to
+// authenticate here, and tokens revoked there stop, and the OnRevoke hooks
+// run for each so that their connections on this replica close.
+func (a *Authenticator) Reload(ctx context.Context) error {
+	toks, err := a.store.ActiveTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("load tokens: %w", err)
+	}
+	byHash := make(map[[32]byte]brownout.Token, len(toks))
+	byID := make(map[string][32]byte, len(toks))
+	for _, t := range toks {
+		var h [32]byte
+		copy(h[:], t.Hash)
+		byHash[h] = t
+		byID[t.ID] = h
+	}
+	a.mu.Lock()
+	var gone []string
+	for id := range a.byID {
+		if _, ok := byID[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	a.byHash, a.byID = byHash, byID
+	a.mu.Unlock()
+	if len(gone) == 0 {
+		return nil
+	}
+	a.hookMu.Lock()
+	hooks := a.onRevoke
+	a.hookMu.Unlock()
+	for _, id := range gone {
+		for _, fn := range hooks {
+			fn(id)
+		}
+	}
+	return nil
+}
+
 // Active reports whether the token with this ID may still be used. A
 // long-lived connection checks it after registering where revocation will
 // find it: a revocation either finds the connection or is seen here.

@@ -20,6 +20,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -62,9 +63,18 @@ type Config struct {
 	MaxComponentBytes int64
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// Follower starts the controller as a follower (a replica over a shared
+	// store, until it is told to Lead); otherwise it always leads.
+	Follower bool
+	// CreateWait bounds how long a follower waits for the leader to create
+	// a service someone subscribes to (5 s).
+	CreateWait time.Duration
 }
 
 func (c *Config) setDefaults() {
+	if c.CreateWait <= 0 {
+		c.CreateWait = 5 * time.Second
+	}
 	if c.Window <= 0 {
 		c.Window = health.DefaultWindow
 	}
@@ -155,6 +165,15 @@ type Controller struct {
 	// components did not fit.
 	componentBytes    atomic.Int64
 	componentsDropped atomic.Uint64
+	// leading is set while this controller evaluates; fence, when set, is
+	// the leadership its state commits are made under (replicated store).
+	leading atomic.Bool
+	fence   atomic.Pointer[brownout.Fence]
+	// folds are a follower's reports not yet shipped to the leader;
+	// flushNow asks the replica to ship them at once.
+	foldMu   sync.Mutex
+	folds    map[string]map[string]*Fold
+	flushNow chan struct{}
 }
 
 // New returns a controller over store that publishes to h. samples may be
@@ -167,7 +186,7 @@ func New(cfg Config, store Store, samples SampleSink, h Hub, log *slog.Logger, o
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &Controller{
+	c := &Controller{
 		cfg: cfg, store: store, samples: samples, hub: h, log: log, obs: obs,
 		services:      map[string]*service{},
 		retired:       map[string]brownout.ServiceState{},
@@ -176,8 +195,16 @@ func New(cfg Config, store Store, samples SampleSink, h Hub, log *slog.Logger, o
 		globalFlags:   featureflags.Default(),
 		svcFlags:      map[string]featureflags.Set{},
 		watchers:      map[chan struct{}]struct{}{},
+		folds:         map[string]map[string]*Fold{},
+		flushNow:      make(chan struct{}, 1),
 	}
+	c.leading.Store(!cfg.Follower)
+	return c
 }
+
+// FlushRequested is signalled when a follower has folded reports that
+// should reach the leader before the next tick (a service asked for).
+func (c *Controller) FlushRequested() <-chan struct{} { return c.flushNow }
 
 // Load reads configuration, services and active overrides from the store.
 // Call it once before Run and before serving requests.
@@ -261,6 +288,13 @@ func (c *Controller) Run(ctx context.Context) {
 func (c *Controller) Tick(ctx context.Context) {
 	now := c.cfg.Now()
 	expired := c.expireOverrides(now)
+	if !c.Leading() {
+		// The leader records expiries and evaluates; a follower only
+		// keeps its override cache honest and forgets long-gone instances.
+		c.forget(c.serviceList(), now)
+		c.notifyWatchers()
+		return
+	}
 	for _, o := range expired {
 		before, _ := json.Marshal(o)
 		if err := c.store.AppendAudit(ctx, brownout.AuditEntry{
@@ -281,16 +315,28 @@ func (c *Controller) Tick(ctx context.Context) {
 	if err != nil {
 		c.log.Error("evaluate", "err", err)
 	}
+	if c.samples != nil {
+		for _, svc := range svcs {
+			svc.mu.Lock()
+			if svc.live > 0 {
+				req, errs := svc.window.TakeTotals()
+				c.samples.Enqueue(brownout.Sample{
+					Service: svc.name, At: now, CPUPercent: svc.signals.CPUPercent, MemoryPercent: svc.signals.MemoryPercent,
+					ErrorRate: svc.signals.ErrorRate, Requests: req, Errors: errs, Instances: svc.live,
+				})
+			}
+			svc.mu.Unlock()
+		}
+	}
+	c.forget(svcs, now)
+	c.notifyWatchers()
+}
+
+// forget drops instances silent for longer than ForgetAfter.
+func (c *Controller) forget(svcs []*service, now time.Time) {
 	cutoff := now.Add(-c.cfg.ForgetAfter)
 	for _, svc := range svcs {
 		svc.mu.Lock()
-		if c.samples != nil && svc.live > 0 {
-			req, errs := svc.window.TakeTotals()
-			c.samples.Enqueue(brownout.Sample{
-				Service: svc.name, At: now, CPUPercent: svc.signals.CPUPercent, MemoryPercent: svc.signals.MemoryPercent,
-				ErrorRate: svc.signals.ErrorRate, Requests: req, Errors: errs, Instances: svc.live,
-			})
-		}
 		forgotten := false
 		for _, name := range svc.window.Forget(cutoff) {
 			if in := svc.instances[name]; in != nil {
@@ -313,7 +359,6 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		svc.mu.Unlock()
 	}
-	c.notifyWatchers()
 }
 
 // Ingest queues a validated report for its service's window, creating
@@ -322,6 +367,28 @@ func (c *Controller) Tick(ctx context.Context) {
 // read, so that thousands of reporting connections never convoy on the
 // lock the evaluation needs.
 func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
+	if !c.Leading() {
+		// For the leader, which counts it once this replica ships its
+		// folds; the local window only feeds this replica's own views.
+		now := c.cfg.Now()
+		c.foldMu.Lock()
+		err := c.foldLocked(r, now)
+		c.foldMu.Unlock()
+		if err != nil {
+			return err
+		}
+		c.mu.RLock()
+		svc := c.services[r.Service]
+		c.mu.RUnlock()
+		if svc != nil {
+			// Components are the leader's to keep: this replica's own
+			// view shows signals only. A full local inbox costs only that
+			// view.
+			r.Components = nil
+			_ = c.inbox(svc, r, now, 0)
+		}
+		return nil
+	}
 	svc, err := c.service(ctx, r.Service, true)
 	if err != nil {
 		return err
@@ -342,6 +409,12 @@ func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
 			c.componentsDropped.Add(1)
 		}
 	}
+	return c.inbox(svc, r, c.cfg.Now(), cost)
+}
+
+// inbox queues a report for svc's window; cost is the component budget it
+// holds (released when the window takes it, or here when refused).
+func (c *Controller) inbox(svc *service, r health.Report, at time.Time, cost int64) error {
 	sh := &svc.inbox[shardOf(r.Instance)]
 	sh.mu.Lock()
 	if len(sh.reports) >= maxInboxPerShard {
@@ -349,7 +422,7 @@ func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
 		c.releaseComponents(cost)
 		return brownout.Errorf(brownout.ETHROTTLED, "the controller is behind on reports for %q; retry shortly", r.Service)
 	}
-	sh.reports = append(sh.reports, inboxReport{r: r, at: c.cfg.Now(), cost: cost})
+	sh.reports = append(sh.reports, inboxReport{r: r, at: at, cost: cost})
 	sh.mu.Unlock()
 	return nil
 }
@@ -515,8 +588,22 @@ func (c *Controller) commitWith(ctx context.Context, svcs []*service, now time.T
 	return err
 }
 
-// commit computes and saves; it returns the snapshots to publish.
+// commit computes and saves; it returns the snapshots to publish. A
+// follower computes nothing: it saves only the operator's change, which the
+// leader evaluates once the feed announces it.
 func (c *Controller) commit(ctx context.Context, svcs []*service, now time.Time, trigger func(*service) string, h *commitHooks) ([]hub.Snapshot, error) {
+	if !c.Leading() {
+		if h == nil {
+			return nil, nil
+		}
+		h.apply()
+		if err := h.save(nil); err != nil {
+			h.undo()
+			return nil, err
+		}
+		return nil, nil
+	}
+	ctx = c.fenced(ctx)
 	for _, svc := range svcs {
 		svc.commitMu.Lock()
 	}
@@ -553,6 +640,10 @@ func (c *Controller) commit(ctx context.Context, svcs []*service, now time.Time,
 			p.svc.engine = p.prevEngine
 			p.svc.mu.Unlock()
 		}
+		if errors.Is(err, brownout.ErrFenced) {
+			c.log.Warn("deposed: another replica leads; following")
+			c.Follow()
+		}
 		if h != nil {
 			h.undo()
 			return nil, err
@@ -561,6 +652,8 @@ func (c *Controller) commit(ctx context.Context, svcs []*service, now time.Time,
 	}
 	snaps := make([]hub.Snapshot, len(ps))
 	for i, p := range ps {
+		// A shared store allocates versions in the commit.
+		p.next.Version = batch[i].State.Version
 		snaps[i] = c.finish(p)
 	}
 	return snaps, nil
@@ -598,6 +691,9 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 	}
 	next := old
 	next.Version = old.Version + 1
+	if c.fence.Load() != nil {
+		next.Version = 0 // the shared store allocates it in the commit
+	}
 	next.Level = level
 	next.ComputedLevel = int(eng.Level)
 	next.OverrideID = ovID
@@ -631,6 +727,7 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 		cause, detail = "initial", "service created"
 	}
 	next.Cause = cause
+	next.Detail = detail
 	if level != old.Level && trigger != triggerCreate {
 		inputs := map[string]any{"signals": sig, "instances": live, "computed_level": eng.Level}
 		if dec != nil {
@@ -729,6 +826,21 @@ func (c *Controller) service(ctx context.Context, name string, create bool) (*se
 			return nil, brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
 		}
 		return svc, nil
+	}
+	if !c.Leading() {
+		// Only the leader commits states: ask it through the folds, and
+		// wait for the feed to announce the new service.
+		c.foldMu.Lock()
+		err := c.foldLocked(health.Report{Service: name}, c.cfg.Now())
+		c.foldMu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case c.flushNow <- struct{}{}:
+		default:
+		}
+		return c.waitService(ctx, name, c.cfg.CreateWait)
 	}
 	c.createMu.Lock()
 	defer c.createMu.Unlock()

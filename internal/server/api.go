@@ -690,3 +690,23 @@ func (s *Server) retireService(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, st)
 }
+
+// listReplicas lists the replica set: who leads, each replica's
+// subscribers and change feed lag.
+func (s *Server) listReplicas(w http.ResponseWriter, r *http.Request) {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	items := []brownout.Replica{}
+	if s.cfg.Replicas != nil {
+		rs, err := s.cfg.Replicas.Replicas(r.Context())
+		if err != nil {
+			s.log.Error("list replicas", "err", err)
+			writeError(w, r, brownout.Errorf(brownout.EUNAVAILABLE, "the replica set cannot be read right now"))
+			return
+		}
+		items = append(items, rs...)
+	}
+	writeJSON(w, http.StatusOK, list[brownout.Replica]{Items: items})
+}

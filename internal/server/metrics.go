@@ -29,7 +29,13 @@ type Metrics struct {
 	HTTPRequests    *prometheus.CounterVec
 	HTTPDuration    *prometheus.HistogramVec
 	WSCloses        *prometheus.CounterVec
-	ConnsRefused    *prometheus.CounterVec
+	// Replication (one replica among several over a shared store).
+	Leader             prometheus.Gauge
+	Failovers          prometheus.Counter
+	FeedLagHist        prometheus.Histogram
+	FeedUp             prometheus.Gauge
+	ReplicaSubscribers *prometheus.GaugeVec
+	ConnsRefused       *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric on a new registry, with Go runtime and
@@ -86,6 +92,23 @@ func NewMetrics(dropped func() float64) *Metrics {
 			Name: "brownout_connections_refused_total", Help: "Connections and subscriptions refused by a cap, by cap (total, per_addr, subscribers_total, subscribers_per_addr).",
 		}, []string{"cap"}),
 	}
+	m.Leader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "brownout_replica_leader", Help: "1 while this replica leads (evaluates levels), else 0. A single-replica controller always leads.",
+	})
+	m.Failovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "brownout_replica_failovers_total", Help: "Times this replica took over leadership that another replica held before.",
+	})
+	m.FeedLagHist = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "brownout_replica_notify_lag_seconds", Help: "Delay from a change's commit on any replica to its notification here.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	m.FeedUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "brownout_replica_feed_connected", Help: "1 while this replica's change feed listener is connected and caught up.",
+	})
+	m.ReplicaSubscribers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "brownout_replica_subscribers", Help: "Subscribers connected to each replica of the set, as last heartbeated.",
+	}, []string{"replica"})
+	reg.MustRegister(m.Leader, m.Failovers, m.FeedLagHist, m.FeedUp, m.ReplicaSubscribers)
 	reg.MustRegister(m.ReportsIngested, m.ReportsRejected, m.Subscribers, m.Pushes, m.PushFrames, m.AckLatencyHist,
 		m.ServiceLevel, m.StoreWrite, m.AuthFailures, m.Panics, m.HTTPRequests, m.HTTPDuration, m.WSCloses, m.ConnsRefused)
 	bi := buildinfo.Read()
@@ -130,4 +153,23 @@ func (m *Metrics) StoreWriteObserved(op string, d time.Duration) {
 // it end.
 func (m *Metrics) ServiceRetired(service string) {
 	m.ServiceLevel.DeleteLabelValues(service)
+}
+
+// Leading implements replica.Observer.
+func (m *Metrics) Leading(on bool) { m.Leader.Set(b2f(on)) }
+
+// Failover implements replica.Observer.
+func (m *Metrics) Failover() { m.Failovers.Inc() }
+
+// FeedLag implements replica.Observer.
+func (m *Metrics) FeedLag(d time.Duration) { m.FeedLagHist.Observe(d.Seconds()) }
+
+// FeedConnected implements replica.Observer.
+func (m *Metrics) FeedConnected(on bool) { m.FeedUp.Set(b2f(on)) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

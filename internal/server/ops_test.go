@@ -158,3 +158,30 @@ func TestPingsDropDeadPeers(t *testing.T) {
 	alive.c.CloseNow()
 	<-done
 }
+
+// A controller over SQLite is a replica set of one that always leads.
+func TestSingleReplicaSet(t *testing.T) {
+	s := servertest.Start(t)
+	sub := mustDial(t, s, s.AdminToken, "rs", "rs-1")
+	sub.waitFor("initial", func(f stateFrame) bool { return f.Type == "state" })
+	var got struct {
+		Items []struct {
+			ID          string `json:"id"`
+			Leader      bool   `json:"leader"`
+			Subscribers int    `json:"subscribers"`
+		} `json:"items"`
+	}
+	s.MustDo(t, "GET", "/api/v1/replicas", s.AdminToken, nil, 200, &got)
+	if len(got.Items) != 1 || !got.Items[0].Leader || got.Items[0].Subscribers != 1 {
+		t.Fatalf("replica set %+v, want one leader with 1 subscriber", got.Items)
+	}
+	if st, b := s.Do(t, "GET", "/api/v1/replicas?x=1", s.AdminToken, nil); st != 400 {
+		t.Fatalf("unknown parameter: %d %s, want 400", st, b)
+	}
+	_, b := s.Do(t, "GET", "/metrics", "", nil)
+	for _, want := range []string{"brownout_replica_leader 1", "brownout_replica_failovers_total 0", "brownout_replica_feed_connected 1"} {
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("metrics lack %q", want)
+		}
+	}
+}

@@ -38,8 +38,20 @@ type HistoryStore interface {
 	Ping(ctx context.Context) error
 }
 
+// ReplicaSet lists the controller replicas sharing this one's store; a
+// single-replica controller lists itself.
+type ReplicaSet interface {
+	Replicas(ctx context.Context) ([]brownout.Replica, error)
+}
+
 // Config tunes the server. Zero values take the defaults.
 type Config struct {
+	// Ready, when set, is checked by /readyz besides the store: a replica's
+	// change feed. Its error message is shown.
+	Ready func(ctx context.Context) error
+	// Replicas, when set, answers GET /api/v1/replicas.
+	Replicas ReplicaSet
+
 	// MaxBody bounds request bodies (1 MiB).
 	MaxBody int64
 	// MaxFrame bounds websocket frames from clients (64 KiB).
@@ -271,6 +283,7 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 		r.With(s.require(canRead)).Get("/history/samples", s.historySamples)
 		r.With(s.require(canRead)).Get("/audit", s.listAudit)
 		r.With(s.require(isAdmin)).Get("/backup", s.backup)
+		r.With(s.require(canRead)).Get("/replicas", s.listReplicas)
 	})
 	if extra != nil {
 		r.Handle("/*", extra)
@@ -309,6 +322,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, r, brownout.Errorf(brownout.EUNAVAILABLE, "store unreachable"))
 		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.log.Warn("readiness", "err", err)
+			writeError(w, r, brownout.Errorf(brownout.EUNAVAILABLE, "not ready: %s", err.Error()))
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ready\n"))

@@ -1,0 +1,155 @@
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/hub"
+)
+
+// A leader and a follower over one store, the change feed played by hand:
+// the follower commits no state, stores the operator's override alone, the
+// leader evaluates it, and the follower publishes the committed state to
+// its own subscribers exactly as the leader did. Reports received by the
+// follower reach the leader only as folds, and move its level.
+func TestFollowerPublishesWhatTheLeaderCommits(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	db := openStore(t)
+	leader, lhub := newController(t, db, clk)
+	fhub := hub.New(hub.Config{Now: clk.Now}, nil)
+	follower := controller.New(controller.Config{Now: clk.Now, Follower: true, CreateWait: 50 * time.Millisecond}, db, nil, fhub, nil, nil)
+	if err := follower.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if follower.Leading() || !leader.Leading() {
+		t.Fatal("roles: want a leader and a follower")
+	}
+	// feed delivers every committed state to the follower, as the change
+	// feed would.
+	feed := func() {
+		t.Helper()
+		states, err := db.LoadServices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range states {
+			follower.ApplyState(st)
+		}
+	}
+
+	// A subscription on the follower to a service nobody created waits
+	// for the leader, and gives up with EUNAVAILABLE when none creates it.
+	if err := follower.EnsureService(ctx, "api"); brownout.ErrorCode(err) != brownout.EUNAVAILABLE {
+		t.Fatalf("follower creating a service alone: %v, want EUNAVAILABLE", err)
+	}
+	// The request travelled as a fold: the leader creates the service.
+	folds := follower.TakeFolds()
+	if _, ok := folds["api"]; !ok {
+		t.Fatalf("folds %v: want the service asked for", folds)
+	}
+	if err := leader.MergePartials(ctx, partials(folds)); err != nil {
+		t.Fatal(err)
+	}
+	feed()
+	if err := follower.EnsureService(ctx, "api"); err != nil {
+		t.Fatalf("after the leader created it: %v", err)
+	}
+	sub, err := fhub.Subscribe("api", "api-1", "tok", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := sub.Take()
+
+	// Reports at the follower are folded, shipped and merged: the leader's
+	// level moves, the follower's own evaluation does nothing.
+	for range 3 {
+		if err := follower.Ingest(ctx, report("api", "api-1", 95)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	follower.Tick(ctx)
+	if l, _ := level(t, follower, "api"); l != 0 {
+		t.Fatalf("follower evaluated on its own: level %d", l)
+	}
+	if err := leader.MergePartials(ctx, partials(follower.TakeFolds())); err != nil {
+		t.Fatal(err)
+	}
+	leader.Tick(ctx)
+	if l, _ := level(t, leader, "api"); l != 3 {
+		t.Fatalf("leader level after merged reports at cpu 95: %d, want 3", l)
+	}
+	feed()
+	lv, _ := leader.State("api")
+	fv, _ := follower.State("api")
+	if fv.Version != lv.Version || fv.Level != 3 {
+		t.Fatalf("follower state v%d level %d, leader v%d", fv.Version, fv.Level, lv.Version)
+	}
+	m := sub.Take()
+	if m == nil || m.Version != lv.Version || m.Version <= first.Version {
+		t.Fatalf("follower's subscriber got %+v, want v%d", m, lv.Version)
+	}
+	ls, _ := lhub.Latest("api")
+	if !sameFrame(t, ls.Data, m.Data) {
+		t.Fatalf("follower published\n%s\nleader published\n%s", m.Data, ls.Data)
+	}
+
+	// An override through the follower is stored, not evaluated there; the
+	// leader evaluates it when the feed announces it.
+	l0 := 1
+	o, err := follower.CreateOverride(ctx, controller.OverrideRequest{Service: "api", Level: &l0, Reason: "drill"}, "op", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, v := level(t, follower, "api"); v != lv.Version {
+		t.Fatalf("follower committed a state for its override: v%d", v)
+	}
+	if err := leader.ReloadOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Reevaluate(ctx, controller.TriggerOverride); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.ReloadOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	feed()
+	fv, _ = follower.State("api")
+	if fv.Level != 1 || fv.Override == nil || fv.Override.ID != o.ID {
+		t.Fatalf("follower after the override: level %d override %+v, want 1 by %s", fv.Level, fv.Override, o.ID)
+	}
+	m = sub.Take()
+	ls, _ = lhub.Latest("api")
+	if m == nil || !sameFrame(t, ls.Data, m.Data) {
+		t.Fatalf("follower published\n%s\nleader published\n%s", m.Data, ls.Data)
+	}
+}
+
+func partials(folds map[string][]byte) []brownout.Partial {
+	var out []brownout.Partial
+	for svc, b := range folds {
+		out = append(out, brownout.Partial{Replica: "f", Service: svc, Tick: 1, Body: b})
+	}
+	return out
+}
+
+// sameFrame compares two state frames. The SQLite store does not keep a
+// state's detail (a store shared by replicas does), so it is left out.
+func sameFrame(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y map[string]any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	delete(x, "detail")
+	delete(y, "detail")
+	return reflect.DeepEqual(x, y)
+}

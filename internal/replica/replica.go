@@ -1,0 +1,405 @@
+package replica
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/brownout-io/brownout"
+)
+
+// Controller is what a replica drives in the control loop.
+type Controller interface {
+	Leading() bool
+	Lead(ctx context.Context, f brownout.Fence) error
+	Follow()
+	Resync(ctx context.Context) error
+	ReloadConfig(ctx context.Context) error
+	ReloadOverrides(ctx context.Context) error
+	Reevaluate(ctx context.Context, trigger string) error
+	ApplyState(st brownout.ServiceState)
+	HasVersion(service string, version uint64) bool
+	TakeFolds() map[string][]byte
+	MergePartials(ctx context.Context, parts []brownout.Partial) error
+	FlushRequested() <-chan struct{}
+}
+
+// Tokens reloads the active tokens when another replica created or revoked
+// one; revoked tokens' connections are closed by whoever it tells.
+type Tokens interface {
+	Reload(ctx context.Context) error
+}
+
+// Subscribers counts this replica's live subscriptions.
+type Subscribers interface {
+	Subscribers() int
+}
+
+// Observer receives a replica's events for metrics. Methods must not block.
+type Observer interface {
+	Leading(on bool)
+	Failover()
+	FeedLag(d time.Duration)
+	FeedConnected(on bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Leading(bool)          {}
+func (nopObserver) Failover()             {}
+func (nopObserver) FeedLag(time.Duration) {}
+func (nopObserver) FeedConnected(bool)    {}
+
+// Config tunes a replica. Zero values take the defaults.
+type Config struct {
+	// ID names this replica in the replica set; hostname-pid-random by
+	// default.
+	ID string
+	// Addr is the URL operators reach this replica at (shown on the
+	// dashboard).
+	Addr string
+	// LeaseTTL is how long a leader's lease lasts without renewal (2 s): a
+	// dead leader is replaced within about LeaseTTL + Campaign.
+	LeaseTTL time.Duration
+	// Campaign is how often the lease is renewed or sought (LeaseTTL/4).
+	Campaign time.Duration
+	// Ship is how often a follower ships its folded reports and the leader
+	// merges them (1 s, the evaluation interval).
+	Ship time.Duration
+	// Heartbeat is how often this replica's row is refreshed (1 s); a
+	// replica not seen for 5 heartbeats leaves the replica set.
+	Heartbeat time.Duration
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 2 * time.Second
+	}
+	if c.Campaign <= 0 {
+		c.Campaign = c.LeaseTTL / 4
+	}
+	if c.Ship <= 0 {
+		c.Ship = time.Second
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// ErrFeedDown is returned by Ready while the change feed is not connected.
+var ErrFeedDown = errors.New("change feed not connected")
+
+// Replica is one controller replica over a shared store. Create it with
+// New and Run it; Run returns when its context ends, after resigning.
+type Replica struct {
+	cfg    Config
+	store  Store
+	ctl    Controller
+	tokens Tokens
+	subs   Subscribers
+	obs    Observer
+	log    *slog.Logger
+
+	started   time.Time
+	connected atomic.Bool
+	dirty     atomic.Bool // a change could not be applied: resync
+	lagNanos  atomic.Int64
+
+	mu      sync.Mutex
+	term    int64
+	renewed time.Time
+}
+
+// New returns a replica; obs and log may be nil.
+func New(cfg Config, store Store, ctl Controller, tokens Tokens, subs Subscribers, obs Observer, log *slog.Logger) *Replica {
+	cfg.setDefaults()
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Replica{cfg: cfg, store: store, ctl: ctl, tokens: tokens, subs: subs, obs: obs, log: log.With("replica", cfg.ID), started: cfg.Now()}
+}
+
+// ID is this replica's name in the replica set.
+func (r *Replica) ID() string { return r.cfg.ID }
+
+// Ready reports ErrFeedDown while the change feed is disconnected: the
+// replica may then serve stale states.
+func (r *Replica) Ready() error {
+	if !r.connected.Load() {
+		return ErrFeedDown
+	}
+	return nil
+}
+
+// Term is the leadership term this replica holds, 0 when it follows.
+func (r *Replica) Term() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ctl.Leading() {
+		return 0
+	}
+	return r.term
+}
+
+// Lag is the latest change feed delay observed (commit to receipt).
+func (r *Replica) Lag() time.Duration { return time.Duration(r.lagNanos.Load()) }
+
+// Run listens to the feed, campaigns for leadership, ships or merges
+// report partials and beats the heart until ctx ends, then resigns.
+func (r *Replica) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); r.listen(ctx) }()
+	go func() { defer wg.Done(); r.campaign(ctx) }()
+	go func() { defer wg.Done(); r.ship(ctx) }()
+	r.heartbeat(ctx)
+	wg.Wait()
+	r.mu.Lock()
+	term := r.term
+	r.mu.Unlock()
+	if r.ctl.Leading() {
+		r.ctl.Follow()
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := r.store.Resign(rctx, r.cfg.ID, term); err != nil {
+			r.log.Warn("resign", "err", err)
+		}
+		cancel()
+		r.obs.Leading(false)
+	}
+}
+
+func (r *Replica) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := r.store.Listen(ctx, func(ch brownout.Change) { r.apply(ctx, ch) })
+		r.connected.Store(false)
+		r.obs.FeedConnected(false)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Error("change feed", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// apply handles one change from the feed. It runs on the feed's goroutine,
+// one change at a time, so that a configuration change is applied before
+// the state commits it caused.
+func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
+	if !ch.At.IsZero() {
+		lag := max(r.cfg.Now().Sub(ch.At), 0)
+		r.lagNanos.Store(int64(lag))
+		r.obs.FeedLag(lag)
+	}
+	var err error
+	switch ch.Kind {
+	case brownout.ChangeResync:
+		err = r.resync(ctx)
+		if err == nil {
+			r.connected.Store(true)
+			r.obs.FeedConnected(true)
+		}
+	case brownout.ChangeLost:
+		r.connected.Store(false)
+		r.obs.FeedConnected(false)
+	case brownout.ChangeState:
+		if r.ctl.HasVersion(ch.Service, ch.Version) {
+			return // this replica's own commit, or already applied
+		}
+		var st brownout.ServiceState
+		st, err = r.store.LoadService(ctx, ch.Service)
+		if err == nil {
+			r.ctl.ApplyState(st)
+		}
+	case brownout.ChangeConfig:
+		if err = r.ctl.ReloadConfig(ctx); err == nil {
+			err = r.ctl.Reevaluate(ctx, "config")
+		}
+	case brownout.ChangeOverride:
+		if err = r.ctl.ReloadOverrides(ctx); err == nil {
+			err = r.ctl.Reevaluate(ctx, "override")
+		}
+	case brownout.ChangeToken:
+		err = r.tokens.Reload(ctx)
+	default:
+		r.log.Warn("unknown change kind", "kind", ch.Kind)
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("apply change; will resync", "kind", ch.Kind, "service", ch.Service, "err", err)
+		r.dirty.Store(true)
+	}
+}
+
+func (r *Replica) resync(ctx context.Context) error {
+	if err := r.ctl.Resync(ctx); err != nil {
+		return err
+	}
+	if err := r.tokens.Reload(ctx); err != nil {
+		return err
+	}
+	r.dirty.Store(false)
+	return r.ctl.Reevaluate(ctx, "config")
+}
+
+func (r *Replica) campaign(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Campaign)
+	defer t.Stop()
+	for {
+		r.campaignOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Replica) campaignOnce(ctx context.Context) {
+	now := r.cfg.Now()
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.LeaseTTL/2)
+	term, err := r.store.Lead(cctx, r.cfg.ID, r.cfg.LeaseTTL)
+	cancel()
+	leading := r.ctl.Leading()
+	r.mu.Lock()
+	held, renewed := r.term, r.renewed
+	r.mu.Unlock()
+	switch {
+	case err == nil && leading && term == held:
+		r.mu.Lock()
+		r.renewed = now
+		r.mu.Unlock()
+	case err == nil:
+		// New leadership (or a new term after losing it unawares): ship
+		// what this replica folded, then take over from the committed
+		// state.
+		r.shipOnce(ctx)
+		if err := r.ctl.Lead(ctx, brownout.Fence{Replica: r.cfg.ID, Term: term}); err != nil {
+			r.log.Error("take leadership", "term", term, "err", err)
+			r.ctl.Follow()
+			return
+		}
+		r.mu.Lock()
+		r.term, r.renewed = term, now
+		r.mu.Unlock()
+		r.obs.Leading(true)
+		if term > 1 {
+			r.obs.Failover()
+		}
+		r.log.Info("took leadership", "term", term)
+	case errors.Is(err, brownout.ErrNotLeader):
+		if leading {
+			r.log.Warn("lost leadership", "term", held)
+			r.ctl.Follow()
+			r.obs.Leading(false)
+		}
+	default:
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("leadership lease", "err", err)
+		// Unable to renew: once the lease may have run out, another
+		// replica may lead; stop evaluating (commits are fenced anyway).
+		if leading && now.Sub(renewed) >= r.cfg.LeaseTTL {
+			r.log.Warn("lease may have expired; following", "term", held)
+			r.ctl.Follow()
+			r.obs.Leading(false)
+		}
+	}
+	if !r.ctl.Leading() && leading {
+		r.obs.Leading(false)
+	}
+}
+
+func (r *Replica) ship(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Ship)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.ctl.FlushRequested():
+		}
+		r.shipOnce(ctx)
+		if r.dirty.Load() && r.connected.Load() {
+			if err := r.resync(ctx); err != nil {
+				r.log.Warn("resync", "err", err)
+			}
+		}
+	}
+}
+
+// shipOnce ships this follower's folds, or merges every replica's when
+// leading.
+func (r *Replica) shipOnce(ctx context.Context) {
+	if r.ctl.Leading() {
+		parts, err := r.store.TakePartials(ctx)
+		if err != nil {
+			r.log.Warn("take report partials", "err", err)
+			return
+		}
+		if len(parts) > 0 {
+			if err := r.ctl.MergePartials(ctx, parts); err != nil {
+				r.log.Warn("merge report partials", "err", err)
+			}
+		}
+		return
+	}
+	folds := r.ctl.TakeFolds()
+	if len(folds) == 0 {
+		return
+	}
+	if err := r.store.PutPartials(ctx, r.cfg.ID, r.cfg.Now().UnixNano(), folds); err != nil {
+		r.log.Warn("ship report partials; these reports are lost", "services", len(folds), "err", err)
+	}
+}
+
+func (r *Replica) heartbeat(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		rep := brownout.Replica{
+			ID: r.cfg.ID, Addr: r.cfg.Addr, Leader: r.ctl.Leading(), Term: r.Term(),
+			Subscribers: r.subs.Subscribers(), LagMs: float64(r.Lag().Microseconds()) / 1000, StartedAt: r.started,
+		}
+		hctx, cancel := context.WithTimeout(ctx, r.cfg.Heartbeat)
+		if err := r.store.Heartbeat(hctx, rep); err != nil && ctx.Err() == nil {
+			r.log.Warn("heartbeat", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Replicas lists the replica set: every replica seen within five
+// heartbeats.
+func (r *Replica) Replicas(ctx context.Context) ([]brownout.Replica, error) {
+	return r.store.Replicas(ctx, 5*r.cfg.Heartbeat)
+}
