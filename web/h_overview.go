@@ -18,6 +18,15 @@ const overviewFetchBudget = 20 * time.Millisecond
 func (h *handler) overview(w http.ResponseWriter, r *http.Request, rc reqCtx) {
 	m := overview.Model{Meta: h.meta(r, rc, "Overview", "overview", topicOverview)}
 	m.Cards, m.Summary = h.cards(r.Context())
+	if h.d.Replicas != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		rs, err := h.d.Replicas.Replicas(ctx)
+		cancel()
+		if err != nil {
+			h.d.Log.Warn("dashboard: list replicas", "err", err)
+		}
+		m.Replicas = rs
+	}
 	h.render(w, r, http.StatusOK, overview.Page(m))
 }
 

@@ -43,8 +43,16 @@ type TokenCloser interface {
 	CloseToken(tokenID, reason string) int
 }
 
+// ReplicaSet lists the controller replicas that share the store.
+type ReplicaSet interface {
+	Replicas(ctx context.Context) ([]brownout.Replica, error)
+}
+
 // Deps are the dashboard's collaborators.
 type Deps struct {
+	// Replicas, when set, is shown on the overview: who leads, each
+	// replica's subscribers and lag.
+	Replicas ReplicaSet
 	Controller *controller.Controller
 	// Subscribers holds the SDK subscriptions, closed when a token is
 	// revoked here.

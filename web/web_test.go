@@ -330,3 +330,23 @@ func TestTokensPage(t *testing.T) {
 		t.Errorf("invalid request: %d", st)
 	}
 }
+
+// The overview shows the replica set: over SQLite, this controller alone,
+// leading.
+func TestOverviewShowsReplicaSet(t *testing.T) {
+	s := servertest.Start(t)
+	c := signIn(t, s, s.AdminToken)
+	st, body := c.get("/")
+	if st != 200 {
+		t.Fatalf("overview: %d", st)
+	}
+	i := strings.Index(body, `<section id="replicas"`)
+	if i < 0 {
+		t.Fatalf("overview has no replica set:\n%s", body)
+	}
+	sec := body[i:]
+	sec = sec[:strings.Index(sec, "</section>")]
+	if n := strings.Count(sec, "<tr"); n != 2 || !strings.Contains(sec, `<tr class="leader">`) || !strings.Contains(sec, "<strong>leader</strong>") {
+		t.Fatalf("replica set: %d rows, want a header and one leader:\n%s", n, sec)
+	}
+}

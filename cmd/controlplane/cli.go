@@ -295,7 +295,8 @@ func (c *cli) status(args []string) error {
 Without a service: one line per service, worst level first: its effective
 level, the computed level when an override hides it, the state version,
 convergence (live instances on the current version / live instances),
-signals and the override in force. A banner says when emergency mode is on.
+signals and the override in force. A banner says when emergency mode is on;
+a line names the leading replica and how many replicas there are.
 
 With a service: its details, convergence and every instance.`)
 	pos, err := cmd.parse(args, 0, 1)
@@ -323,6 +324,9 @@ With a service: its details, convergence and every instance.`)
 	}
 	if em.Active && em.Override != nil {
 		fmt.Fprintf(c.stdout, "EMERGENCY MODE ON: %s\n\n", describeEmergency(*em.Override))
+	}
+	if rs, err := cl.replicas(ctx); err == nil {
+		fmt.Fprintln(c.stdout, describeReplicas(rs))
 	}
 	if len(svcs) == 0 {
 		fmt.Fprintln(c.stdout, "No services yet: a service appears with its first report.")
@@ -1054,4 +1058,24 @@ func oneLine(s string) string {
 		s = s[:77] + "..."
 	}
 	return s
+}
+
+// describeReplicas names the leader of the replica set.
+func describeReplicas(rs []brownout.Replica) string {
+	leader := ""
+	for _, r := range rs {
+		if r.Leader {
+			leader = r.ID
+			if r.Addr != "" {
+				leader += " (" + r.Addr + ")"
+			}
+		}
+	}
+	if leader == "" {
+		return fmt.Sprintf("Leader: none right now (%d replicas; one takes over within seconds)\n", len(rs))
+	}
+	if len(rs) == 1 {
+		return "Leader: " + leader + " (single replica)\n"
+	}
+	return fmt.Sprintf("Leader: %s, one of %d replicas\n", leader, len(rs))
 }

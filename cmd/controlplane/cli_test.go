@@ -83,6 +83,9 @@ func TestEmergencyRoundTripVisibleInStatus(t *testing.T) {
 	srv := startWithService(t)
 
 	out := mustRun(t, srv, "status")
+	if !strings.Contains(out, "Leader: local (single replica)") {
+		t.Fatalf("status does not name the leader:\n%s", out)
+	}
 	if got := row(out, "checkout"); !strings.Contains(got, "0 FULL") || strings.Contains(got, "emergency") {
 		t.Fatalf("before emergency, checkout row = %q, want level 0 FULL and no override\n%s", got, out)
 	}

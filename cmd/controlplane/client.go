@@ -192,6 +192,12 @@ func (c *client) service(ctx context.Context, name string) (controller.ServiceVi
 	return out, raw, err
 }
 
+func (c *client) replicas(ctx context.Context) ([]brownout.Replica, error) {
+	var out brownout.Page[brownout.Replica]
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/replicas", nil, nil, &out)
+	return out.Items, err
+}
+
 func (c *client) emergency(ctx context.Context) (emergencyState, []byte, error) {
 	var out emergencyState
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/emergency", nil, nil, &out)

@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.closeStore()
 		return nil, err
 	}
-	dash := web.New(web.Deps{Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, Sessions: db, OriginPatterns: cfg.Server.OriginPatterns})
+	dash := web.New(web.Deps{Replicas: a.replicas, Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, Sessions: db, OriginPatterns: cfg.Server.OriginPatterns})
 	a.Server = server.New(cfg.Server, a.Controller, a.Hub, a.Auth, db, a.Metrics, cfg.Log, dash)
 	return a, nil
 }

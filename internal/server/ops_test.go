@@ -19,7 +19,9 @@ func TestProbesAndMetrics(t *testing.T) {
 	}
 	sub := mustDial(t, s, s.AdminToken, "m", "m-1")
 	f := sub.waitFor("initial", func(f stateFrame) bool { return f.Type == "state" })
-	s.MustDo(t, "POST", "/api/v1/reports", s.AdminToken, report("m", "m-1", 50, 50, 10, 1), 202, nil)
+	// A report that crosses no threshold, so that the override is the only
+	// change pushed (one ack counted).
+	s.MustDo(t, "POST", "/api/v1/reports", s.AdminToken, report("m", "m-1", 50, 50, 10, 0), 202, nil)
 	s.MustDo(t, "POST", "/api/v1/overrides", s.AdminToken, map[string]any{"service": "m", "level": 2, "reason": "r"}, 201, nil)
 	sub.waitFor("override", func(g stateFrame) bool { return g.Version > f.Version })
 	eventually(t, "metrics", func() bool {

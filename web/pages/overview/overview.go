@@ -3,6 +3,7 @@
 package overview
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/brownout-io/brownout"
@@ -31,6 +32,16 @@ type Model struct {
 	Meta    ui.Meta
 	Summary Summary
 	Cards   []Card
+	// Replicas is the replica set, by ID.
+	Replicas []brownout.Replica
+}
+
+// LagText shows a change feed lag in milliseconds.
+func LagText(ms float64) string {
+	if ms <= 0 {
+		return "—"
+	}
+	return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
 }
 
 // Summary counts services by level.
