@@ -52,7 +52,7 @@ type ReplicaSet interface {
 type Deps struct {
 	// Replicas, when set, is shown on the overview: who leads, each
 	// replica's subscribers and lag.
-	Replicas ReplicaSet
+	Replicas   ReplicaSet
 	Controller *controller.Controller
 	// Subscribers holds the SDK subscriptions, closed when a token is
 	// revoked here.

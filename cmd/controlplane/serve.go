@@ -23,6 +23,7 @@ import (
 	"github.com/brownout-io/brownout/internal/demo"
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/netlimit"
+	"github.com/brownout-io/brownout/internal/storage/postgres"
 )
 
 func serveCmd(args []string, stdout, stderr io.Writer) error {
@@ -56,6 +57,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain); re-read when the file changes")
 	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert; re-read when the file changes")
 	hstsAge := fs.Duration("hsts-max-age", 365*24*time.Hour, "with TLS, Strict-Transport-Security max-age (0: no HSTS header)")
+	replicaID := fs.String("replica-id", "", "this replica's name in the replica set, with a postgres:// --data (default host-pid-random)")
+	advertise := fs.String("advertise", "", "the URL operators reach this replica at, shown in the replica set (default the listen address)")
+	leaseTTL := fs.Duration("lease-ttl", 2*time.Second, "with a postgres:// --data: how long a leader's lease lasts unrenewed; a dead leader is replaced within about this plus a quarter of it")
 	drain := fs.Duration("drain", 5*time.Second, "on SIGTERM, answer /readyz with 503 for this long while still serving, then stop")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "after the drain, how long in-flight requests and websockets get to finish")
 	fs.Usage = func() {
@@ -97,6 +101,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		RawRetention: *rawRet, RollupRetention: *rollRet, Log: log,
 	}
 	cfg.Controller.Window, cfg.Controller.StaleAfter, cfg.Controller.EvalInterval = *window, *stale, *evalEvery
+	if *leaseTTL < 200*time.Millisecond {
+		return fmt.Errorf("--lease-ttl: %s is too short (at least 200ms)", *leaseTTL)
+	}
+	cfg.Replica.ID, cfg.Replica.LeaseTTL, cfg.Replica.Ship = *replicaID, *leaseTTL, *evalEvery
+	cfg.Replica.Addr = *advertise
+	if cfg.Replica.Addr == "" {
+		cfg.Replica.Addr = "http://" + *addr
+	}
 	cfg.Server.MaxConnsPerToken = *maxConns
 	for _, v := range []struct {
 		name string
@@ -179,7 +191,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		go demo.Run(ctx, a.Controller, 2*time.Second, log)
 		go demo.RunShop(ctx, url, a.AdminToken, log)
 	}
-	log.Info("controller listening", "addr", ln.Addr().String(), "url", url, "data", *data, "demo", *demoOn)
+	shown := *data
+	if postgres.IsDSN(shown) {
+		shown = "postgres" // the URL may hold a password
+	}
+	log.Info("controller listening", "addr", ln.Addr().String(), "url", url, "data", shown, "demo", *demoOn)
 	switch {
 	case a.AdminTokenPath != "" && a.AdminGenerated:
 		fmt.Fprintf(stdout, "Brownout controller on %s\nAdmin token generated and saved to %s (mode 0600):\n  export BROWNOUT_TOKEN=$(cat %s)\n", url, a.AdminTokenPath, a.AdminTokenPath)

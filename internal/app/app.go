@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/brownout-io/brownout/internal/replica"
 	"github.com/brownout-io/brownout/internal/server"
 	"github.com/brownout-io/brownout/internal/storage"
+	"github.com/brownout-io/brownout/internal/storage/postgres"
 	"github.com/brownout-io/brownout/internal/storage/sqlite"
 	"github.com/brownout-io/brownout/web"
 )
@@ -60,13 +60,16 @@ const DBFile = "brownout.db"
 // everything and flushes what is buffered.
 type App struct {
 	cfg        Config
-	DB         *sqlite.DB
+	DB         Store
 	Controller *controller.Controller
 	Hub        *hub.Hub
 	Auth       *auth.Authenticator
 	Server     *server.Server
 	Metrics    *server.Metrics
-	Samples    *storage.SampleWriter
+	// Replica runs leadership and the change feed over a shared store;
+	// nil over SQLite.
+	Replica *replica.Replica
+	Samples *storage.SampleWriter
 	// AdminToken is the bootstrap admin token in force; AdminTokenPath is
 	// the file it was read from or written to ("" when from config).
 	AdminToken     string
@@ -74,6 +77,7 @@ type App struct {
 	AdminGenerated bool
 
 	lock     *dirLock
+	pg       *postgres.DB
 	replicas server.ReplicaSet
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -86,8 +90,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if strings.HasPrefix(cfg.DataDir, "postgres://") || strings.HasPrefix(cfg.DataDir, "postgresql://") {
-		return nil, errors.New("PostgreSQL storage is not available in this build; use a data directory for SQLite")
+	shared := postgres.IsDSN(cfg.DataDir)
+	if shared && cfg.AdminToken == "" {
+		return nil, errors.New("with a PostgreSQL store, set CONTROLPLANE_ADMIN_TOKEN, the same on every replica: there is no data directory to generate it into")
 	}
 	if cfg.RawRetention <= 0 {
 		cfg.RawRetention = 24 * time.Hour
@@ -101,10 +106,13 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	if cfg.SampleFlush <= 0 {
 		cfg.SampleFlush = time.Second
 	}
+	a := &App{cfg: cfg}
+	if shared {
+		return a, a.openShared(ctx)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	a := &App{cfg: cfg}
 	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -126,6 +134,25 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.DB = db
+	key, err := auth.LoadOrCreateSessionKey(cfg.DataDir)
+	if err != nil {
+		_ = db.Close()
+		_ = lock.release()
+		return nil, err
+	}
+	if err := a.build(ctx, db, key); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Store is what the app needs of a store.
+type Store = storage.Store
+
+// build assembles everything above the store.
+func (a *App) build(ctx context.Context, db Store, key []byte) error {
+	cfg := a.cfg
+	var err error
 	a.Samples = storage.NewSampleWriter(db, cfg.SampleFlush, 5000, cfg.Log)
 	a.Metrics = server.NewMetrics(func() float64 { return float64(a.Samples.Dropped()) })
 	db.SetObserver(a.Metrics.StoreWriteObserved)
@@ -134,16 +161,21 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	a.Controller = controller.New(cfg.Controller, db, a.Samples, a.Hub, cfg.Log, a.Metrics)
 	if err := a.Controller.Load(ctx); err != nil {
 		a.closeStore()
-		return nil, fmt.Errorf("load controller state: %w", err)
+		return fmt.Errorf("load controller state: %w", err)
 	}
 	a.Auth, err = auth.New(ctx, db, a.AdminToken, now)
 	if err != nil {
 		a.closeStore()
-		return nil, err
+		return err
 	}
 	// A revocation through any door, or announced by another replica,
 	// closes the token's subscriptions here.
 	a.Auth.OnRevoke(func(id string) { a.Hub.CloseToken(id, "token revoked") })
+	if a.pg != nil {
+		a.Replica = replica.New(cfg.Replica, a.pg, a.Controller, a.Auth, a.Hub, a.Metrics, cfg.Log)
+		cfg.Server.Replicas = a.Replica
+		cfg.Server.Ready = func(context.Context) error { return a.Replica.Ready() }
+	}
 	if cfg.Server.Replicas == nil {
 		id := cfg.Replica.ID
 		if id == "" {
@@ -154,14 +186,9 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		a.Metrics.FeedUp.Set(1)
 	}
 	a.replicas = cfg.Server.Replicas
-	key, err := auth.LoadOrCreateSessionKey(cfg.DataDir)
-	if err != nil {
-		a.closeStore()
-		return nil, err
-	}
 	dash := web.New(web.Deps{Replicas: a.replicas, Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, Sessions: db, OriginPatterns: cfg.Server.OriginPatterns})
 	a.Server = server.New(cfg.Server, a.Controller, a.Hub, a.Auth, db, a.Metrics, cfg.Log, dash)
-	return a, nil
+	return nil
 }
 
 // Handler is the root HTTP handler.
@@ -188,8 +215,16 @@ func (a *App) Run(ctx context.Context) {
 	}()
 	go func() {
 		defer a.wg.Done()
-		storage.RunRetention(ctx, a.DB, a.cfg.RetentionEvery, a.cfg.RawRetention, a.cfg.RollupRetention, a.cfg.Log)
+		var db storage.Retainer = a.DB
+		if a.Replica != nil {
+			db = leaderOnly{a.DB, a.Controller.Leading}
+		}
+		storage.RunRetention(ctx, db, a.cfg.RetentionEvery, a.cfg.RawRetention, a.cfg.RollupRetention, a.cfg.Log)
 	}()
+	if a.Replica != nil {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.Replica.Run(ctx) }()
+	}
 }
 
 // Shutdown ends every subscription with going-away and waits (bounded by
@@ -221,6 +256,8 @@ func (a *App) closeStore() error {
 		cancel()
 	}
 	errs = append(errs, a.DB.Close())
-	errs = append(errs, a.lock.release())
+	if a.lock != nil {
+		errs = append(errs, a.lock.release())
+	}
 	return errors.Join(errs...)
 }

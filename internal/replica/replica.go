@@ -80,12 +80,18 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultID is a replica name unique enough for a replica set:
+// hostname-pid-random.
+func DefaultID() string {
+	host, _ := os.Hostname()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
 func (c *Config) setDefaults() {
 	if c.ID == "" {
-		host, _ := os.Hostname()
-		var b [3]byte
-		_, _ = rand.Read(b[:])
-		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+		c.ID = DefaultID()
 	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 2 * time.Second
@@ -400,6 +406,23 @@ func (r *Replica) heartbeat(ctx context.Context) {
 
 // Replicas lists the replica set: every replica seen within five
 // heartbeats.
+// A dead leader's last heartbeat still says it leads; of the replicas
+// that claim to, only the one with the greatest term does.
 func (r *Replica) Replicas(ctx context.Context) ([]brownout.Replica, error) {
-	return r.store.Replicas(ctx, 5*r.cfg.Heartbeat)
+	rs, err := r.store.Replicas(ctx, 5*r.cfg.Heartbeat)
+	if err != nil {
+		return nil, err
+	}
+	var top int64
+	for _, x := range rs {
+		if x.Leader && x.Term > top {
+			top = x.Term
+		}
+	}
+	for i := range rs {
+		if rs[i].Leader && rs[i].Term < top {
+			rs[i].Leader, rs[i].Term = false, 0
+		}
+	}
+	return rs, nil
 }
