@@ -102,7 +102,7 @@ func TestFollowerPublishesWhatTheLeaderCommits(t *testing.T) {
 	// An override through the follower is stored, not evaluated there; the
 	// leader evaluates it when the feed announces it.
 	l0 := 1
-	o, err := follower.CreateOverride(ctx, controller.OverrideRequest{Service: "api", Level: &l0, Reason: "drill"}, "op", false)
+	o, err := follower.CreateOverride(ctx, controller.OverrideRequest{Service: "api", Level: &l0, Reason: "drill"}, brownout.Actor{ID: "tok_op", Name: "op"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
