@@ -8,7 +8,7 @@ ADDR      ?= 127.0.0.1:8080
 DATA      ?= ./data
 DEMO_DATA ?= ./data-demo
 
-.PHONY: image all generate check-generated fmt fmt-check vet lint test test-short tidy build run bench fuzz soak clean
+.PHONY: image all generate check-generated fmt fmt-check vet lint test test-pg test-short tidy build run bench fuzz soak clean
 
 all: build
 
@@ -35,6 +35,11 @@ vet:
 	@for m in $(SUBMODS); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 lint: fmt-check vet
+
+## test-pg: only the tests that need PostgreSQL (127.0.0.1:5432 as postgres, or BROWNOUT_TEST_POSTGRES): the store's contract suite and the three-replica end-to-end test
+test-pg:
+	$(GO) test -race -count=1 ./internal/storage/postgres/...
+	$(GO) test -race -count=1 -run 'TestReplicas' ./test/e2e/
 
 ## test: vet, gofmt check and the whole suite under the race detector
 test: lint
