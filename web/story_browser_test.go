@@ -119,5 +119,3 @@ func TestDashboardTellsTheStory(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-
