@@ -53,6 +53,9 @@ type subscriber struct {
 	svc      int
 	instance string
 	token    string
+	// base and replica: the controller replica this subscriber uses.
+	base    string
+	replica int
 
 	conn      atomic.Pointer[websocket.Conn]
 	version   atomic.Uint64 // last version received and acked
@@ -88,7 +91,11 @@ func (s *subscriber) url() string {
 	if v := s.version.Load(); v > 0 {
 		q.Set("version", strconv.FormatUint(v, 10))
 	}
-	return s.f.base + wire.SubscribePath + "?" + q.Encode()
+	base := s.base
+	if base == "" {
+		base = s.f.base
+	}
+	return base + wire.SubscribePath + "?" + q.Encode()
 }
 
 func (s *subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
@@ -313,6 +320,29 @@ func (f *fleet) await(ctx context.Context, id int64, t0 time.Time, timeout time.
 		}
 	}
 	return last, each, err
+}
+
+// spread assigns subscriber i to replica i mod len(bases) (ws:// URLs).
+func (f *fleet) spread(bases []string) {
+	for i, s := range f.subs {
+		s.replica = i % len(bases)
+		s.base = bases[s.replica]
+	}
+}
+
+// lastOnOthers is, for change id, the latest time a subscriber of any
+// replica but from applied it: a change made on replica from reaching the
+// last subscriber elsewhere.
+func (f *fleet) lastOnOthers(id int64, t0 time.Time, from int) (last time.Duration, ok bool) {
+	for _, s := range f.subs {
+		if s.replica == from || s.hitChange.Load() != id {
+			continue
+		}
+		if d := time.Duration(s.hitAt.Load() - t0.UnixNano()); d > last {
+			last, ok = d, true
+		}
+	}
+	return last, ok
 }
 
 // converged reports whether every subscriber of each service is on the

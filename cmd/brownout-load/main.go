@@ -141,6 +141,8 @@ type options struct {
 	dataDir         string
 	extra           []string
 	progress        bool
+	replicas        int
+	postgres        string
 }
 
 func parseOptions(mode string, args []string, stderr io.Writer) (*options, error) {
@@ -174,8 +176,16 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	fs.StringVar(&o.dataDir, "data", "", "parent of the controllers' data directories (default: a temporary directory, removed afterwards)")
 	extra := fs.String("controller-args", "", "extra flags for the controller, space-separated (e.g. \"--eval-interval 1s\")")
 	fs.BoolVar(&o.progress, "v", true, "print progress to stderr")
+	fs.IntVar(&o.replicas, "replicas", 1, "with --bin: run this many controller replicas over PostgreSQL (--postgres), spread subscribers over them and make each change on a follower")
+	fs.StringVar(&o.postgres, "postgres", envOr("BROWNOUT_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for --replicas (a fresh database is made for each measurement and dropped after)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.replicas < 1 || o.replicas > 16 {
+		return nil, fmt.Errorf("--replicas: %d is not between 1 and 16", o.replicas)
+	}
+	if o.replicas > 1 && o.bin == "" {
+		return nil, errors.New("--replicas needs --bin: the tool starts the replicas")
 	}
 	for _, s := range strings.Split(*subs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -243,4 +253,11 @@ func (o *options) logf(w io.Writer, format string, args ...any) {
 	if o.progress {
 		fmt.Fprintf(w, time.Now().Format("15:04:05.000")+" "+format+"\n", args...)
 	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

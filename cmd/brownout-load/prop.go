@@ -26,6 +26,11 @@ type PropResult struct {
 	// last affected subscriber has received and acked it.
 	Floor *Latency `json:"floor,omitempty"`
 	Ours  *Latency `json:"ours"`
+	// Replicas is how many controller replicas shared the subscribers;
+	// with more than one, each change is made on a follower (A) and Cross
+	// is the time to the last subscriber on the other replicas (B).
+	Replicas int      `json:"replicas"`
+	Cross    *Latency `json:"cross_replica,omitempty"`
 	// RatioP50 and RatioP99 are ours ÷ floor.
 	RatioP50 float64 `json:"ratio_p50,omitempty"`
 	RatioP99 float64 `json:"ratio_p99,omitempty"`
@@ -91,11 +96,11 @@ func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, FloorMode: o.floorMode, Changes: perRound * o.rounds, Rounds: o.rounds}
+		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, FloorMode: o.floorMode, Changes: perRound * o.rounds, Rounds: o.rounds, Replicas: o.replicas}
 		res.Propagation = append(res.Propagation, r)
 		// Floor and controller alternate in rounds, so that a change in the
 		// machine's load during the run hits both alike.
-		var floor, ours, each, calls []time.Duration
+		var floor, ours, each, calls, cross []time.Duration
 		for round := 1; round <= o.rounds && ctx.Err() == nil; round++ {
 			if o.baseline {
 				lasts, err := measureFloor(ctx, o, n, perRound, r, log)
@@ -107,6 +112,7 @@ func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error
 			}
 			m, err := measureOurs(ctx, o, n, perRound, r, log)
 			ours, each, calls = append(ours, m.lasts...), append(each, m.each...), append(calls, m.calls...)
+			cross = append(cross, m.cross...)
 			if err != nil {
 				r.Errors = append(r.Errors, err.Error())
 				errs = append(errs, fmt.Errorf("controller at %d: %w", n, err))
@@ -116,14 +122,17 @@ func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error
 			r.Floor = latencyOf(floor)
 		}
 		r.Ours = latencyOf(ours)
+		if o.replicas > 1 {
+			r.Cross = latencyOf(cross)
+		}
 		r.APICallP50Ms, r.APICallP99Ms = ms(pct(calls, 50)), ms(pct(calls, 99))
 		r.PerSubP50Ms, r.PerSubP99Ms = ms(pct(each, 50)), ms(pct(each, 99))
 		if r.Floor != nil && r.Floor.P99Ms > 0 && r.Ours.N > 0 {
 			r.RatioP50 = r.Ours.P50Ms / r.Floor.P50Ms
 			r.RatioP99 = r.Ours.P99Ms / r.Floor.P99Ms
 		}
-		o.logf(log, "%d subscribers: floor p50 %.1f p99 %.1f ms; ours p50 %.1f p99 %.1f ms; ratio p50 %.2f p99 %.2f",
-			n, r.Floor.orZero().P50Ms, r.Floor.orZero().P99Ms, r.Ours.P50Ms, r.Ours.P99Ms, r.RatioP50, r.RatioP99)
+		o.logf(log, "%d subscribers over %d replicas: floor p50 %.1f p99 %.1f ms; ours p50 %.1f p99 %.1f ms; ratio p50 %.2f p99 %.2f; A→B p99 %.1f ms",
+			n, o.replicas, r.Floor.orZero().P50Ms, r.Floor.orZero().P99Ms, r.Ours.P50Ms, r.Ours.P99Ms, r.RatioP50, r.RatioP99, r.Cross.orZero().P99Ms)
 	}
 	return errors.Join(errs...)
 }
@@ -217,7 +226,7 @@ func pause(ctx context.Context, k int) {
 	}
 }
 
-type oursRound struct{ lasts, each, calls []time.Duration }
+type oursRound struct{ lasts, each, calls, cross []time.Duration }
 
 func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult, log io.Writer) (m oursRound, err error) {
 	t, err := openTarget(ctx, o, n, fmt.Sprintf("prop-%d", n))
@@ -232,7 +241,12 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 	m0, _ := t.api.metrics(ctx)
 	f := newFleet(t.wsBase(), t.services, t.tokens, n)
 	defer f.closeAll()
-	o.logf(log, "controller: connecting %d subscribers over %d services", n, len(t.services))
+	onFrom := n
+	if len(t.urls) > 1 {
+		f.spread(t.wsBases())
+		onFrom = (n + len(t.urls) - 1 - t.from) / len(t.urls)
+	}
+	o.logf(log, "controller: connecting %d subscribers over %d services and %d replicas", n, len(t.services), len(t.urls))
 	failed, took := f.connectAll(ctx, o.par)
 	r.ConnectSeconds = took.Seconds()
 	if failed > 0 {
@@ -247,14 +261,14 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		return m, err
 	}
 	if m1, err := t.api.metrics(ctx); err == nil && m0 != nil {
-		r.StackPerSubKiB = (m1["go_memstats_stack_inuse_bytes"] - m0["go_memstats_stack_inuse_bytes"]) / 1024 / float64(n)
-		r.HeapPerSubKiB = (m1["go_memstats_heap_inuse_bytes"] - m0["go_memstats_heap_inuse_bytes"]) / 1024 / float64(n)
+		r.StackPerSubKiB = (m1["go_memstats_stack_inuse_bytes"] - m0["go_memstats_stack_inuse_bytes"]) / 1024 / float64(onFrom)
+		r.HeapPerSubKiB = (m1["go_memstats_heap_inuse_bytes"] - m0["go_memstats_heap_inuse_bytes"]) / 1024 / float64(onFrom)
 	}
 	r.RSSBeforeKiB, r.RSSAfterKiB = rss0, rss1
 	if t.pid > 0 {
-		r.RSSPerSubKiB = float64(rss1-rss0) / float64(n)
+		r.RSSPerSubKiB = float64(rss1-rss0) / float64(onFrom)
 	}
-	r.GoroutinesPer = (g1 - g0) / float64(n)
+	r.GoroutinesPer = (g1 - g0) / float64(onFrom)
 	o.logf(log, "controller: %d connected in %s; RSS %d → %d KiB (%.1f KiB/sub); goroutines %.0f → %.0f",
 		n, took.Round(time.Millisecond), rss0, rss1, r.RSSPerSubKiB, g0, g1)
 
@@ -297,10 +311,15 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		}
 		m.lasts = append(m.lasts, last)
 		m.each = append(m.each, per...)
+		if len(t.urls) > 1 {
+			if c, ok := f.lastOnOthers(int64(k), t0, t.from); ok {
+				m.cross = append(m.cross, c)
+			}
+		}
 		pause(ctx, k)
 	}
 	if cpu1, err := cpuSeconds(t.pid); err == nil && t.pid > 0 && len(m.lasts) > 0 {
-		r.oursCPU, r.oursUnits = r.oursCPU+cpu1-cpu0, r.oursUnits+len(m.lasts)*n
+		r.oursCPU, r.oursUnits = r.oursCPU+cpu1-cpu0, r.oursUnits+len(m.lasts)*onFrom
 		r.OursCPUPerSubChangeUs = r.oursCPU * 1e6 / float64(r.oursUnits)
 	}
 	l := latencyOf(m.lasts)

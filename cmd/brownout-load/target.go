@@ -4,14 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // target is the controller under test: one this tool started, or one
@@ -20,10 +24,14 @@ type target struct {
 	url, token string
 	pid        int
 	proc       *controllerProc
-	api        *api
-	services   []string
-	tokens     map[string][]string
-	cleanup    func()
+	// urls are every replica's, urls[from] the one changes are made on
+	// (a follower when there are several; url is the same).
+	urls     []string
+	from     int
+	api      *api
+	services []string
+	tokens   map[string][]string
+	cleanup  func()
 }
 
 // perToken is how many subscriptions one SDK token carries here, well below
@@ -34,7 +42,11 @@ const perToken = 2500
 // then creates the services and SDK tokens for n subscribers.
 func openTarget(ctx context.Context, o *options, n int, name string) (*target, error) {
 	t := &target{url: o.url, token: o.token, pid: o.pid, cleanup: func() {}}
-	if o.bin != "" {
+	if o.replicas > 1 {
+		if err := t.startReplicas(ctx, o, name); err != nil {
+			return nil, err
+		}
+	} else if o.bin != "" {
 		parent := o.dataDir
 		remove := false
 		if parent == "" {
@@ -63,12 +75,146 @@ func openTarget(ctx context.Context, o *options, n int, name string) (*target, e
 			}
 		}
 	}
+	if len(t.urls) == 0 {
+		t.urls = []string{t.url}
+	}
 	t.api = newAPI(t.url, t.token)
 	if err := t.prepare(ctx, o.services, n); err != nil {
 		t.cleanup()
 		return nil, err
 	}
+	if len(t.urls) > 1 {
+		if err := t.awaitEverywhere(ctx); err != nil {
+			t.cleanup()
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// startReplicas starts o.replicas controllers over a fresh PostgreSQL
+// database and picks a follower to make changes on.
+func (t *target) startReplicas(ctx context.Context, o *options, name string) error {
+	dsn, drop, err := freshDatabase(ctx, o.postgres, name)
+	if err != nil {
+		return err
+	}
+	parent, err := os.MkdirTemp(o.dataDir, "brownout-load-")
+	if err != nil {
+		drop()
+		return err
+	}
+	tok := randomToken()
+	var procs []*controllerProc
+	t.cleanup = func() {
+		for _, p := range procs {
+			p.stop()
+		}
+		drop()
+		os.RemoveAll(parent)
+	}
+	for i := range o.replicas {
+		args := append([]string{"--data", dsn, "--replica-id", fmt.Sprintf("r%d", i+1), "--max-conns-per-token", "100000", "--max-conns", "0",
+			"--max-conns-per-addr", "0", "--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn"}, o.extra...)
+		p, err := startController(ctx, o.bin, filepath.Join(parent, fmt.Sprintf("r%d", i+1)), tok, args)
+		if err != nil {
+			t.cleanup()
+			return err
+		}
+		procs = append(procs, p)
+		t.urls = append(t.urls, p.url())
+	}
+	leader := ""
+	for deadline := time.Now().Add(10 * time.Second); leader == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var rs struct {
+			Items []struct {
+				ID     string `json:"id"`
+				Leader bool   `json:"leader"`
+			} `json:"items"`
+		}
+		if _, err := newAPI(t.urls[0], tok).do(ctx, http.MethodGet, "/api/v1/replicas", nil, &rs); err == nil {
+			for _, r := range rs.Items {
+				if r.Leader {
+					leader = r.ID
+				}
+			}
+		}
+	}
+	if leader == "" {
+		t.cleanup()
+		return errors.New("no replica leads within 10 s")
+	}
+	for i := range procs {
+		if fmt.Sprintf("r%d", i+1) != leader {
+			t.from = i
+			break
+		}
+	}
+	t.url, t.token, t.pid, t.proc = t.urls[t.from], tok, procs[t.from].pid(), procs[t.from]
+	return nil
+}
+
+// awaitEverywhere waits until every replica knows every service.
+func (t *target) awaitEverywhere(ctx context.Context) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for _, u := range t.urls {
+		a := newAPI(u, t.token)
+		for _, s := range t.services {
+			for {
+				if _, err := a.serviceVersion(ctx, s); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("replica %s does not know service %s after 15 s", u, s)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	// Tokens created on one replica reach the others through the feed.
+	time.Sleep(300 * time.Millisecond)
+	return nil
+}
+
+// wsBases are every replica's websocket base URLs.
+func (t *target) wsBases() []string {
+	out := make([]string, len(t.urls))
+	for i, u := range t.urls {
+		out[i] = "ws" + strings.TrimPrefix(u, "http")
+	}
+	return out
+}
+
+// freshDatabase creates an empty database on the server and returns its
+// DSN and a function that drops it.
+func freshDatabase(ctx context.Context, server, name string) (string, func(), error) {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", nil, errors.New("--postgres: want a postgres:// URL")
+	}
+	if err := checkLoopbackAddr(u.Host); err != nil {
+		return "", nil, fmt.Errorf("--postgres: %w", err)
+	}
+	db := "brownout_load_" + strings.NewReplacer("-", "_").Replace(name) + "_" + randomToken()[8:16]
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", u.Host, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db+" TEMPLATE template0"); err != nil {
+		return "", nil, fmt.Errorf("create database: %w", err)
+	}
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), server)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+	}
+	d := *u
+	d.Path = "/" + db
+	return d.String(), drop, nil
 }
 
 func randomToken() string {
