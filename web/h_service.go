@@ -179,6 +179,24 @@ func (h *handler) resetThresholds(w http.ResponseWriter, r *http.Request, rc req
 	http.Redirect(w, r, "/services/"+name+"?ok=thresholds-reset#th-h", http.StatusSeeOther)
 }
 
+// retireService retires the service (confirm=yes required) and goes back
+// to the overview.
+func (h *handler) retireService(w http.ResponseWriter, r *http.Request, rc reqCtx) {
+	name, ok := h.existing(w, r, rc)
+	if !ok {
+		return
+	}
+	if r.PostForm.Get("confirm") != "yes" {
+		h.errorPage(w, r, rc, http.StatusBadRequest, "Not done", "Tick the box to confirm that "+name+" should be retired.")
+		return
+	}
+	if _, err := h.d.Controller.RetireService(r.Context(), name, rc.P.Actor()); err != nil {
+		h.fail(w, r, rc, err)
+		return
+	}
+	http.Redirect(w, r, "/?ok=service-retired", http.StatusSeeOther)
+}
+
 // flagSetFromForm turns the flag matrix editor into the service's own set:
 // only cells that differ from the global defaults, plus every level of a
 // flag the global set does not name. A cell set back to its global value

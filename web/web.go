@@ -162,6 +162,7 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("POST /services/{name}/thresholds/reset", h.action(true, h.resetThresholds))
 	mux.HandleFunc("POST /services/{name}/flags", h.action(true, h.saveFlags))
 	mux.HandleFunc("POST /services/{name}/flags/reset", h.action(true, h.resetFlags))
+	mux.HandleFunc("POST /services/{name}/retire", h.action(true, h.retireService))
 
 	mux.HandleFunc("GET /overrides", h.page(h.overridesPage))
 	mux.HandleFunc("POST /overrides", h.action(true, h.createOverride))
@@ -332,6 +333,7 @@ var flashes = map[string]string{
 	"emergency-on":     "Emergency mode is on: every service is at L3 MAINTENANCE.",
 	"emergency-off":    "Emergency mode has ended.",
 	"override-created": "Override created.",
+	"service-retired":  "Service retired; its history is kept.",
 	"override-cleared": "Override cleared.",
 	"thresholds-saved": "Thresholds saved. They apply from the next evaluation.",
 	"thresholds-reset": "Thresholds reset to the global defaults.",

@@ -15,8 +15,8 @@ import (
 // revives it with versions above the old ones.
 func TestRetireService(t *testing.T) {
 	s := servertest.Start(t, servertest.WithConfig(func(c *app.Config) {
-		c.Controller.StaleAfter = 300 * time.Millisecond
-		c.Controller.Window = 300 * time.Millisecond
+		c.Controller.StaleAfter = time.Second
+		c.Controller.Window = time.Second
 	}))
 	s.MustDo(t, "POST", "/api/v1/reports", s.AdminToken, report("old-svc", "o-1", 95, 10, 10, 0), 202, nil)
 	s.MustDo(t, "POST", "/api/v1/reports", s.AdminToken, report("keep", "k-1", 10, 10, 10, 0), 202, nil)
@@ -27,6 +27,7 @@ func TestRetireService(t *testing.T) {
 		s.MustDo(t, "GET", "/api/v1/services/old-svc", s.AdminToken, nil, 200, &before)
 		return before.Version >= 2
 	})
+	s.MustDo(t, "POST", "/api/v1/reports", s.AdminToken, report("old-svc", "o-1", 95, 10, 10, 0), 202, nil)
 	if st, b := s.Do(t, "DELETE", "/api/v1/services/old-svc", s.AdminToken, nil); st != 409 || !strings.Contains(string(b), "live instance") {
 		t.Fatalf("retire while reporting: %d %s", st, b)
 	}
