@@ -63,6 +63,10 @@ const (
 	// DecorrelatedJitter waits a random time in [BaseDelay, 3 × previous
 	// wait], capped at MaxDelay; the Backoff setting is not used.
 	DecorrelatedJitter
+	// AdditiveJitter waits the backoff plus a uniformly random time in
+	// [0, JitterMax] (the seed's jitter): never less than the backoff, and
+	// up to JitterMax more than MaxDelay.
+	AdditiveJitter
 )
 
 // Rand is a source of randomness; *math/rand/v2.Rand implements it. Int64N
@@ -140,8 +144,15 @@ type Config struct {
 	MaxDelay time.Duration
 	// Multiplier is the Exponential growth factor. Default 2.
 	Multiplier float64
+	// BackoffFunc, if set, is the base wait before retry n (1 for the first
+	// retry), replacing Backoff, BaseDelay's growth and Multiplier; it is
+	// capped at MaxDelay and then jittered like any other. It must be safe
+	// for concurrent use.
+	BackoffFunc func(retry int) time.Duration
 	// Jitter randomises waits. Default FullJitter.
 	Jitter Jitter
+	// JitterMax bounds AdditiveJitter's addition. Default BaseDelay.
+	JitterMax time.Duration
 	// Retryable classifies errors; non-retryable errors are returned at
 	// once, unwrapped. Default DefaultRetryable.
 	Retryable func(error) bool
@@ -170,7 +181,9 @@ type Retrier struct {
 	backoff     Backoff
 	base, cap   int64
 	mult        float64
+	backoffFn   func(int) time.Duration
 	jitter      Jitter
+	jitterMax   int64
 	retryable   func(error) bool
 	budget      *Budget
 	rnd         Rand
@@ -200,6 +213,9 @@ func New(cfg Config) *Retrier {
 	if cfg.Retryable == nil {
 		cfg.Retryable = DefaultRetryable
 	}
+	if cfg.JitterMax <= 0 {
+		cfg.JitterMax = cfg.BaseDelay
+	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleep
 	}
@@ -210,7 +226,9 @@ func New(cfg Config) *Retrier {
 		base:        int64(cfg.BaseDelay),
 		cap:         int64(cfg.MaxDelay),
 		mult:        cfg.Multiplier,
+		backoffFn:   cfg.BackoffFunc,
 		jitter:      cfg.Jitter,
+		jitterMax:   int64(cfg.JitterMax),
 		retryable:   cfg.Retryable,
 		budget:      cfg.Budget,
 		rnd:         cfg.Rand,
@@ -342,10 +360,12 @@ func (r *Retrier) wait(n int, prev int64) int64 {
 		return r.base + r.rand(hi-r.base+1)
 	}
 	var d int64
-	switch r.backoff {
-	case Constant:
+	switch {
+	case r.backoffFn != nil:
+		d = max(0, int64(r.backoffFn(n)))
+	case r.backoff == Constant:
 		d = r.base
-	case Linear:
+	case r.backoff == Linear:
 		d = satMul(r.base, int64(n))
 	default:
 		f := float64(r.base) * math.Pow(r.mult, float64(n-1))
@@ -360,6 +380,8 @@ func (r *Retrier) wait(n int, prev int64) int64 {
 		return d
 	case EqualJitter:
 		return d/2 + r.rand(d-d/2+1)
+	case AdditiveJitter:
+		return d + r.rand(r.jitterMax+1)
 	default:
 		return r.rand(d + 1)
 	}

@@ -300,3 +300,60 @@ func BenchmarkSuccess(b *testing.B) {
 		_ = r.Do(ctx, fn)
 	}
 }
+
+// A caller-supplied backoff decides the base wait of every retry; it is
+// capped at MaxDelay and jittered like the built-in ones.
+func TestBackoffFunc(t *testing.T) {
+	fib := func(n int) time.Duration {
+		a, b := 1, 1
+		for i := 1; i < n; i++ {
+			a, b = b, a+b
+		}
+		return time.Duration(a) * 10 * time.Millisecond
+	}
+	fs := &fakeSleep{}
+	r := New(Config{MaxAttempts: 7, BackoffFunc: fib, BaseDelay: 10 * time.Millisecond, MaxDelay: 70 * time.Millisecond, Jitter: NoJitter, Sleep: fs.sleep})
+	fn, _ := failN(10, errTransient)
+	_ = r.Do(context.Background(), fn)
+	want := []time.Duration{10, 10, 20, 30, 50, 70} // 80 capped at MaxDelay
+	if len(fs.waits) != len(want) {
+		t.Fatalf("waits %v", fs.waits)
+	}
+	for i, w := range want {
+		if fs.waits[i] != w*time.Millisecond {
+			t.Fatalf("wait %d = %v, want %v (all: %v)", i+1, fs.waits[i], w*time.Millisecond, fs.waits)
+		}
+	}
+	// Jitter still applies: full jitter stays within [0, backoff].
+	j := New(Config{BackoffFunc: func(int) time.Duration { return time.Second }, Rand: rand.New(rand.NewPCG(1, 1))})
+	for i := 0; i < 1000; i++ {
+		if w := j.wait(1, 0); w < 0 || w > int64(time.Second) {
+			t.Fatalf("jittered wait %v", time.Duration(w))
+		}
+	}
+}
+
+// Additive jitter adds [0, JitterMax] to the backoff: never less than it,
+// and spread over the whole range.
+func TestAdditiveJitter(t *testing.T) {
+	base, jmax := 100*time.Millisecond, 50*time.Millisecond
+	r := New(Config{BaseDelay: base, Backoff: Exponential, Jitter: AdditiveJitter, JitterMax: jmax, Rand: rand.New(rand.NewPCG(7, 8))})
+	lo, hi := int64(math.MaxInt64), int64(0)
+	for i := 0; i < 10000; i++ {
+		w := r.wait(3, 0) // backoff 400ms
+		if w < int64(4*base) || w > int64(4*base+jmax) {
+			t.Fatalf("additive wait %v outside [400ms, 450ms]", time.Duration(w))
+		}
+		lo, hi = min(lo, w), max(hi, w)
+	}
+	if time.Duration(lo) > 4*base+jmax/20 || time.Duration(hi) < 4*base+jmax*19/20 {
+		t.Fatalf("additive jitter spread [%v, %v], want most of [400ms, 450ms]", time.Duration(lo), time.Duration(hi))
+	}
+	// JitterMax defaults to BaseDelay.
+	d := New(Config{BaseDelay: base, Backoff: Constant, Jitter: AdditiveJitter})
+	for i := 0; i < 1000; i++ {
+		if w := d.wait(1, 0); w < int64(base) || w > int64(2*base) {
+			t.Fatalf("default additive wait %v", time.Duration(w))
+		}
+	}
+}
