@@ -22,9 +22,12 @@
 //
 // # Sliding window
 //
-// SlidingWindow admits at most limit events in any window, estimating the
-// count over the trailing window as the current fixed window's count plus
-// the previous window's count weighted by how much of it still overlaps.
+// SlidingWindow approximates "limit events per window" in one word: the
+// current fixed window's count plus the previous window's count weighted by
+// how much of it still overlaps. It admits at most limit events per fixed
+// window, but up to 2×limit−1 in some trailing interval of length window.
+// SlidingLog is exact — at most limit events in any interval of length
+// window — at the cost of a timestamp per admitted event and a mutex.
 //
 // # Keyed
 //

@@ -19,11 +19,16 @@ const (
 	idxMask   = 1<<idxBits - 1
 )
 
-// SlidingWindow admits at most Limit events per Window, counted over a
-// window that slides continuously: the estimate at time t is the count of
-// the current fixed window plus the previous window's count weighted by the
-// fraction of it that lies within (t-Window, t]. This smooths the burst of
-// up to 2×limit that a fixed window allows at its boundary.
+// SlidingWindow is the sliding-window counter (Cloudflare's, Redis cell's
+// "approximate" mode): an approximation of "limit events per window". The
+// estimate at time t is the count of the current fixed window plus the
+// previous window's count weighted by the fraction of it that lies within
+// (t-Window, t], which assumes the previous window's events were spread
+// evenly. It never admits more than limit events in one fixed window, but
+// events bunched at the end of one window and the start of the next can
+// put up to 2×limit−1 events in some trailing interval of length Window
+// (a fixed window allows 2×limit). Use SlidingLog where the bound must be
+// exact.
 //
 // Its state (window index and both counts) is packed into one uint64 and
 // updated with compare-and-swap. The zero value is not usable; create one
