@@ -178,7 +178,9 @@ func (h *handler) sessionPrincipal(ctx context.Context, sess session) (auth.Prin
 	if h.d.Sessions != nil {
 		ended, err := h.d.Sessions.SessionEnded(ctx, sess.ID)
 		if err != nil {
-			h.log.Warn("check dashboard session", "err", err)
+			if ctx.Err() == nil { // a request that went away is no news
+				h.log.Warn("check dashboard session", "err", err)
+			}
 			return auth.Principal{}, false
 		}
 		if ended {
