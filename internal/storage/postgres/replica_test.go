@@ -436,3 +436,27 @@ func TestUnavailableAndRecovery(t *testing.T) {
 		t.Fatalf("after recovery: %+v, %v", st, err)
 	}
 }
+
+// Retiring a service on one replica tells the others, which read it back
+// retired.
+func TestFeedAnnouncesRetirement(t *testing.T) {
+	t.Parallel()
+	_, a, b := twoReplicas(t)
+	ctx := context.Background()
+	if err := a.SaveServiceStates(ctx, []brownout.StateChange{state("gone", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	f := listen(t, b)
+	f.next(t, brownout.ChangeResync)
+	at := time.Unix(1_700_000_100, 0).UTC()
+	if err := a.RetireService(ctx, "gone", at, brownout.AuditEntry{At: at, Actor: "x", Action: "service.retire", Target: "service:gone"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.next(t, brownout.ChangeState); c.Service != "gone" || c.Version != 1 {
+		t.Fatalf("retirement change %+v, want gone at version 1", c)
+	}
+	st, err := b.LoadService(ctx, "gone")
+	if err != nil || !st.RetiredAt.Equal(at) {
+		t.Fatalf("read back: %+v, %v; want retired at %s", st, err, at)
+	}
+}

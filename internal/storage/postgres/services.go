@@ -15,35 +15,35 @@ import (
 
 const serviceColumns = `name, version, level, computed_level, override_id, calm_since, changed_at, cause, detail, created_at`
 
+// serviceRead is what a read of a state selects: the written columns and
+// the retirement.
+const serviceRead = serviceColumns + `, retired_at`
+
 func scanService(sc pgx.Row) (brownout.ServiceState, error) {
 	var st brownout.ServiceState
-	var version, calm, changed, created int64
+	var version, calm, changed, created, retired int64
 	if err := sc.Scan(&st.Name, &version, &st.Level, &st.ComputedLevel, &st.OverrideID,
-		&calm, &changed, &st.Cause, &st.Detail, &created); err != nil {
+		&calm, &changed, &st.Cause, &st.Detail, &created, &retired); err != nil {
 		return brownout.ServiceState{}, err
 	}
 	st.Version = uint64(version)
-	st.CalmSince, st.ChangedAt, st.CreatedAt = fromNano(calm), fromNano(changed), fromNano(created)
+	st.CalmSince, st.ChangedAt, st.CreatedAt, st.RetiredAt = fromNano(calm), fromNano(changed), fromNano(created), fromNano(retired)
 	return st, nil
 }
 
 // LoadServices returns every persisted service state, by name.
 func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+serviceColumns+`, retired_at FROM services ORDER BY name`)
+	rows, err := db.pool.Query(ctx, `SELECT `+serviceRead+` FROM services ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("load services: %w", translate(err))
 	}
 	defer rows.Close()
 	var out []brownout.ServiceState
 	for rows.Next() {
-		var st brownout.ServiceState
-		var version, calm, changed, created, retired int64
-		if err := rows.Scan(&st.Name, &version, &st.Level, &st.ComputedLevel, &st.OverrideID,
-			&calm, &changed, &st.Cause, &st.Detail, &created, &retired); err != nil {
+		st, err := scanService(rows)
+		if err != nil {
 			return nil, fmt.Errorf("load services: %w", translate(err))
 		}
-		st.Version = uint64(version)
-		st.CalmSince, st.ChangedAt, st.CreatedAt, st.RetiredAt = fromNano(calm), fromNano(changed), fromNano(created), fromNano(retired)
 		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {
@@ -52,11 +52,11 @@ func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
 	return out, nil
 }
 
-// LoadService returns the committed state of one service, Detail
-// included; ENOTFOUND when it has none. A replica told of a state change on
+// LoadService returns the committed state of one service, Detail and
+// RetiredAt included; ENOTFOUND when it has none. A replica told of a state change on
 // the feed reads it with this.
 func (db *DB) LoadService(ctx context.Context, name string) (brownout.ServiceState, error) {
-	st, err := scanService(db.pool.QueryRow(ctx, `SELECT `+serviceColumns+` FROM services WHERE name = $1`, name))
+	st, err := scanService(db.pool.QueryRow(ctx, `SELECT `+serviceRead+` FROM services WHERE name = $1`, name))
 	if err != nil {
 		return brownout.ServiceState{}, fmt.Errorf("load service: %w", notFound(err, "service %q not found", name))
 	}
@@ -190,18 +190,25 @@ func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState
 }
 
 // RetireService marks an active service retired and writes a's audit
-// entry, in one transaction. The row (with its version) and the service's
+// entry, in one transaction, and announces it on the change feed (a state
+// change at the unchanged version). The row (with its version) and the service's
 // history stay; saving a state for it again revives it. ENOTFOUND when no
 // active service has that name.
 func (db *DB) RetireService(ctx context.Context, name string, at time.Time, a brownout.AuditEntry) error {
 	return db.inTx(ctx, "retire_service", func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE services SET retired_at = $1 WHERE name = $2 AND retired_at = 0`, unixNano(at), name)
+		var version int64
+		err := tx.QueryRow(ctx, `UPDATE services SET retired_at = $1 WHERE name = $2 AND retired_at = 0 RETURNING version`,
+			unixNano(at), name).Scan(&version)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return brownout.Errorf(brownout.ENOTFOUND, "service %q not found", name)
+		if err := insertAudit(ctx, tx, a, name); err != nil {
+			return err
 		}
-		return insertAudit(ctx, tx, a, name)
+		// Other replicas read the state again and find it retired.
+		return db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeState, Service: name, Version: uint64(version)})
 	})
 }
