@@ -67,6 +67,8 @@ type flashConfig struct {
 	controllerArgs  []string
 	maxDuration     time.Duration
 	nice            int
+	screenshots     string
+	name            string
 	progress        bool
 	command         string
 	// self runs this binary's shop-server mode (tests replace it).
@@ -101,12 +103,17 @@ func parseFlash(args []string, stderr io.Writer) (*flashConfig, error) {
 	extra := fs.String("controller-args", "", "extra flags for the controller (with --bin), space-separated")
 	fs.DurationVar(&c.maxDuration, "max-duration", time.Hour, "hard bound on the whole experiment")
 	fs.BoolVar(&c.progress, "v", true, "print progress to stderr")
-	fs.IntVar(&c.nice, "nice", 0, "scheduling priority of this tool, the shop and the controllers (-20 to 19; below 0 needs root): on a machine shared with other work, a negative value keeps the neighbours from taking the CPU the experiment calibrated for")
+	fs.StringVar(&c.name, "name", "flash", "name of the plots (NAME-latency.svg, NAME-utility.svg) and of the Markdown section, so that runs with other settings sit beside the default one")
+	fs.StringVar(&c.screenshots, "screenshots", "", "directory for screenshots of the dashboard at the end of run (b) (flash-dashboard.png, flash-dashboard-phone.png; needs Chromium)")
+	fs.IntVar(&c.nice, "nice", 0, "scheduling priority of this tool, the shop and the controllers, and of this session's scheduling group (-20 to 19; below 0 needs root): on a machine shared with other work, a negative value keeps the neighbours from taking the CPU the experiment calibrated for")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if c.nice < -20 || c.nice > 19 {
 		return nil, errors.New("--nice must be -20 to 19")
+	}
+	if c.name == "" || strings.ContainsAny(c.name, "/ <>") {
+		return nil, errors.New("--name must be a plain file-name prefix")
 	}
 	for _, r := range strings.Split(*runs, ",") {
 		r = strings.TrimSpace(r)
@@ -267,8 +274,7 @@ func runFlashCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if c.nice != 0 {
-		// Children inherit the priority.
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, c.nice); err != nil {
+		if err := renice(c.nice); err != nil {
 			return fmt.Errorf("--nice %d: %w", c.nice, err)
 		}
 	}
@@ -282,6 +288,33 @@ func runFlashCmd(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return err
+}
+
+// renice sets the priority of every thread of this process. On Linux a
+// priority belongs to a thread, and threads and children inherit it from
+// the thread that creates them, so every existing thread is set. Where the
+// scheduler groups processes by session (autogroup), a thread's priority
+// only counts within its session, so the session's group gets it too.
+func renice(n int) error {
+	if _, err := os.Stat("/proc/self/autogroup"); err == nil {
+		if err := os.WriteFile("/proc/self/autogroup", []byte(strconv.Itoa(n)), 0); err != nil {
+			return fmt.Errorf("autogroup: %w", err)
+		}
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *FlashResults) write(c *flashConfig) error {
@@ -298,11 +331,11 @@ func (r *FlashResults) write(c *flashConfig) error {
 			return err
 		}
 		errs = append(errs,
-			os.WriteFile(filepath.Join(c.outDir, "flash-latency.svg"), latencySVG(r), 0o644),
-			os.WriteFile(filepath.Join(c.outDir, "flash-utility.svg"), utilitySVG(r), 0o644))
+			os.WriteFile(filepath.Join(c.outDir, c.name+"-latency.svg"), latencySVG(r), 0o644),
+			os.WriteFile(filepath.Join(c.outDir, c.name+"-utility.svg"), utilitySVG(r), 0o644))
 	}
 	if c.benchMD != "" {
-		errs = append(errs, rewriteSection(c.benchMD, "flash", r.markdown(c)))
+		errs = append(errs, rewriteSection(c.benchMD, c.name, r.markdown(c)))
 	}
 	return errors.Join(errs...)
 }
@@ -489,6 +522,11 @@ func runOnce(ctx context.Context, c *flashConfig, kind string, rate float64, log
 	}
 	if a != nil {
 		run.ControllerLog = controllerChanges(ctx, a, service, t0)
+	}
+	if c.screenshots != "" && kind == runBrownout {
+		if err := screenshot(ctx, a.base, a.token, service, c.screenshots, "flash-dashboard"); err != nil {
+			return nil, err
+		}
 	}
 	summarise(run, outs, mon, c, total)
 	return run, nil

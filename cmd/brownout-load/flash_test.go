@@ -60,7 +60,7 @@ func TestFlashShort(t *testing.T) {
 	}
 	c, err := parseFlash([]string{"--url", srv.URL, "--token", srv.AdminToken,
 		"--calibrate", "1s", "--busy", "0.1", "--warmup", "200ms", "--steady", "1s", "--burst", "2s", "--after", "1s",
-		"--report-every", "200ms", "--timeout", "2s", "--svg", dir, "--bench-md", md, "--json", filepath.Join(dir, "r.json")}, io.Discard)
+		"--report-every", "200ms", "--timeout", "2s", "--screenshots", filepath.Join(dir, "shots"), "--svg", dir, "--bench-md", md, "--json", filepath.Join(dir, "r.json")}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +140,12 @@ func TestFlashShort(t *testing.T) {
 		}
 		if !bytes.Contains(data, []byte("<polyline")) {
 			t.Errorf("%s has no lines", name)
+		}
+	}
+	for _, name := range []string{"flash-dashboard.png", "flash-dashboard-phone.png"} {
+		data, err := os.ReadFile(filepath.Join(dir, "shots", name))
+		if err != nil || !bytes.HasPrefix(data, []byte("\x89PNG")) || len(data) < 10000 {
+			t.Errorf("screenshot %s: %d bytes, %v", name, len(data), err)
 		}
 	}
 	var back FlashResults

@@ -96,8 +96,8 @@ func (r *FlashResults) markdown(c *flashConfig) string {
 	for _, x := range r.Runs {
 		fmt.Fprintf(&b, "- %s: %s\n", x.Label, r.timeline(x))
 	}
-	b.WriteString("\n![Essential latency per second with the level shaded](docs/flash-latency.svg)\n\n")
-	b.WriteString("![Share of optional content served per second](docs/flash-utility.svg)\n")
+	fmt.Fprintf(&b, "\n![Essential latency per second with the level shaded](docs/%s-latency.svg)\n\n", c.name)
+	fmt.Fprintf(&b, "![Share of optional content served per second](docs/%s-utility.svg)\n", c.name)
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "\nError: %s\n", e)
 	}
