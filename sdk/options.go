@@ -147,6 +147,39 @@ func WithReportBuffer(n int) Option {
 	}
 }
 
+// A LoadView says whose CPU and memory the client reports.
+type LoadView uint8
+
+const (
+	// ProcessLoad (the default) reports this process: its CPU time over
+	// the CPU it may use (GOMAXPROCS, which follows a container's quota)
+	// and its resident memory over the cgroup's memory limit, else the
+	// machine's memory. Use it when each instance is its own process or
+	// container: the controller then sees each instance's own pressure.
+	ProcessLoad LoadView = iota
+	// HostLoad reports the whole host, as the seed's psutil view did: busy
+	// share of all CPUs and used share of the machine's memory. Use it when
+	// the instance stands for its machine (one service per VM), or when
+	// other processes on the host (a sidecar, a database) are what
+	// exhausts it. It does not see container limits.
+	HostLoad
+)
+
+// WithLoadView chooses between ProcessLoad (default) and HostLoad.
+func WithLoadView(v LoadView) Option {
+	return func(c *config) error {
+		switch v {
+		case ProcessLoad:
+			c.sampler = nil
+		case HostLoad:
+			c.sampler = &hostSampler{}
+		default:
+			return invalidf("load view %d: want ProcessLoad or HostLoad", v)
+		}
+		return nil
+	}
+}
+
 // WithStateFile persists every state applied from the controller to path
 // (atomically: temporary file, fsync, rename) and loads it at Connect, so
 // that a process started while the controller is unreachable serves the

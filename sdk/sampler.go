@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/mem"
 	"github.com/shirou/gopsutil/v4/process"
 )
@@ -71,4 +72,26 @@ func memoryLimit() uint64 {
 		return vm.Total
 	}
 	return 0
+}
+
+// hostSampler measures the whole host, as the seed's psutil view did:
+// CPU% is the busy share of every CPU since the previous sample
+// (cpu.Percent over all cores), memory% the share of the machine's memory
+// in use (mem.VirtualMemory's UsedPercent). Neither knows a container's
+// limits.
+type hostSampler struct {
+	primed bool
+}
+
+func (s *hostSampler) sample() (cpuPct, memPct float64) {
+	// With interval 0, cpu.Percent compares with its previous call; the
+	// first call primes it.
+	if p, err := cpu.Percent(0, false); err == nil && len(p) == 1 && s.primed {
+		cpuPct = p[0]
+	}
+	s.primed = true
+	if vm, err := mem.VirtualMemory(); err == nil {
+		memPct = vm.UsedPercent
+	}
+	return clampPercent(cpuPct), clampPercent(memPct)
 }

@@ -140,6 +140,15 @@ func BenchmarkSlidingWindowAllow(b *testing.B) {
 }
 
 // BenchmarkKeyedAllow: a per-key token bucket over 1000 hot keys.
+// BenchmarkSlidingLogAllow: the exact sliding window with room for every
+// call.
+func BenchmarkSlidingLogAllow(b *testing.B) {
+	b.Run("brownout", func(b *testing.B) {
+		l := ratelimit.NewSlidingLog(1<<20, time.Millisecond)
+		parallel(b, func() { _ = l.Allow() })
+	})
+}
+
 func BenchmarkKeyedAllow(b *testing.B) {
 	keys := make([]string, 1000)
 	for i := range keys {

@@ -96,7 +96,7 @@ END {
 		}
 		if (g == "PipelineSuccess" && ((key, "brownout") in nsof)) {
 			v = nsof[key, "brownout"]; okk = v <= 100 && allocof[key, "brownout"] <= 1; miss += !okk
-			printf "  %-4s pipeline success <= 100 ns/op, <= 1 alloc (the timeout stage's context) (cpu %s): %.2f ns, %s allocs\n", okk ? "MET" : "MISS", c, v, allocof[key, "brownout"]
+			printf "  %-4s pipeline success <= 100 ns/op, <= 1 alloc (the timeout stage context) (cpu %s): %.2f ns, %s allocs\n", okk ? "MET" : "MISS", c, v, allocof[key, "brownout"]
 		}
 		if (g == "Timeout" && ((key, "brownout") in nsof) && ((key, "stdlib-context") in nsof)) {
 			sp = nsof[key, "stdlib-context"] / nsof[key, "brownout"]; okk = sp >= 5; miss += !okk
