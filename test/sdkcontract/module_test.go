@@ -309,6 +309,15 @@ func TestREADMEServiceRunsOutsideTheTree(t *testing.T) {
 		}
 		return false
 	})
+	// The SDK connects from Connect, before the program's listener is up:
+	// wait for the listener too, or a loaded machine sees a refused dial.
+	waitFor(t, "the service's listener", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	if code, body := get("/products/1"); code != http.StatusOK || !strings.Contains(body, "you may also like") {
 		t.Fatalf("GET /products/1 = %d %q", code, body)
 	}
