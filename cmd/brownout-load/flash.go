@@ -167,7 +167,7 @@ func parseFlash(args []string, stderr io.Writer) (*flashConfig, error) {
 		return nil, err
 	}
 	c.self = []string{self, "shop-server"}
-	c.command = "brownout-load flash " + strings.Join(args, " ")
+	c.command = "bin/brownout-load flash " + strings.Join(args, " ")
 	return c, nil
 }
 
