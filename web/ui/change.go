@@ -68,6 +68,9 @@ func ChangeOf(lc brownout.LevelChange) Change {
 				calm := ""
 				var s string
 				if json.Unmarshal(in.Decision.CalmFor, &s) == nil && s != "" {
+					if d, err := time.ParseDuration(s); err == nil {
+						s = d.Round(time.Second).String()
+					}
 					calm = " for " + s
 				}
 				c.Summary = fmt.Sprintf("every signal below %s exit%s (closest: %s %s < %s)", LevelLabel(t.Level), calm, t.Signal, sigFmt(t.Signal, t.Value), sigFmt(t.Signal, t.Threshold))
