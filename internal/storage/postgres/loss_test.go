@@ -41,7 +41,7 @@ func TestDatabaseLoss(t *testing.T) {
 		if !errors.Is(err, storage.ErrUnavailable) || brownout.ErrorCode(err) != brownout.EUNAVAILABLE {
 			t.Fatalf("%s: write: %v, want ErrUnavailable", mode, err)
 		}
-		if d := time.Since(start); d > 4*time.Second { // WriteTimeout is 2 s
+		if d := time.Since(start); d > 6*time.Second { // WriteTimeout is 2 s; slack for a loaded machine
 			t.Fatalf("%s: the write took %s to fail", mode, d)
 		}
 		t.Logf("%s: write failed after %s", mode, time.Since(start))
