@@ -53,7 +53,8 @@ func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 // is only taken while the bucket stays at least half full, and it expires
 // unused after a millisecond. So a bucket near empty is judged exactly,
 // but the limiter may admit up to 4×k events more than the exact bucket in
-// a burst (and lose up to 4×k tokens per millisecond in expired leases).
+// a burst (and lose the tokens left in a lease when it expires, about k per
+// stripe per millisecond).
 // Use it for high-rate limiters (far above 1000/s) with bursts of at least
 // 8×k; leave it off where x/time/rate's exact accounting matters. It affects
 // Allow and AllowN(1) only. k ≤ 0 disables it; k is capped at 65535.
@@ -230,13 +231,30 @@ func (l *TokenBucket) allowLeased(p *params, now int64) bool {
 		}
 		if leased := next + batchNs; leased-now <= p.burstNs/2 {
 			if l.tat.CompareAndSwap(tat, leased) {
-				s.v.Store((now>>leaseShift)<<16 | l.batch)
+				l.renewLease(s, now)
 				return true
 			}
 			continue
 		}
 		if l.tat.CompareAndSwap(tat, next) {
 			return true
+		}
+	}
+}
+
+// renewLease puts a fresh batch into a stripe's lease. Goroutines on one
+// stripe may renew at the same time; tokens left in a lease that has not
+// expired are kept, not overwritten, because they are already taken from
+// the bucket and would otherwise be lost.
+func (l *TokenBucket) renewLease(s *lease, now int64) {
+	for {
+		v := s.v.Load()
+		n := l.batch
+		if c := v & 0xffff; c != 0 && now-(v>>16)<<leaseShift <= leaseTTL {
+			n = min(c+l.batch, 0xffff)
+		}
+		if s.v.CompareAndSwap(v, (now>>leaseShift)<<16|n) {
+			return
 		}
 	}
 }
