@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -48,7 +49,8 @@ Safe while a controller runs (it only reads).`)
 	if strings.HasPrefix(*data, "postgres://") || strings.HasPrefix(*data, "postgresql://") {
 		cc, err := pgx.ParseConfig(*data)
 		if err != nil {
-			return fmt.Errorf("--data: %w", err)
+			// The connection string may hold a password: never echo it.
+			return errors.New("--data: not a valid PostgreSQL connection string (postgres://user@host:port/db?…)")
 		}
 		db, dialect, files = stdlib.OpenDB(*cc), goose.DialectPostgres, migrations.Postgres()
 	} else {
