@@ -128,7 +128,8 @@ func main() {
 // wmi, plan9stats, perfstat), and five modules gopsutil's go.mod requires
 // for its own tests (testify, go-spew, go-difflib, yaml.v3, go-cmp), which
 // appear in the graph but compile into nothing. What compiles into a Linux
-// binary is checked separately: the app and six modules.
+// binary is checked separately: the app and six modules. docs/releasing.md
+// says why 17 is the floor while the sdk's go line stays at 1.24.
 func TestModuleGraphOfAnSDKApp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an app outside the tree")
@@ -212,8 +213,9 @@ func TestModuleGraphOfAProviderAppAndRun(t *testing.T) {
 		t.Skip("builds an app outside the tree")
 	}
 	dir := newApp(t, "1.26.0", providerApp, "sdk", "sdk/openfeature")
-	// The go-sdk brings its own requirements (godog, testify, x/text…).
-	mods := checkGraph(t, dir, 40)
+	// The go-sdk brings its own requirements (godog, testify, x/text…):
+	// 35 modules in all; docs/releasing.md lists them.
+	mods := checkGraph(t, dir, 35)
 	t.Logf("%d modules", len(mods))
 	bin := filepath.Join(t.TempDir(), "app")
 	goCmd(t, dir, "build", "-o", bin, ".")
