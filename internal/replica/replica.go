@@ -113,6 +113,11 @@ func (c *Config) setDefaults() {
 // ErrFeedDown is returned by Ready while the change feed is not connected.
 var ErrFeedDown = errors.New("change feed not connected")
 
+// ErrCatchingUp is returned by Ready while the change feed is connected
+// but this replica has not yet re-read what it may have missed (the read
+// failed; it is retried every Ship interval).
+var ErrCatchingUp = errors.New("change feed connected; re-reading the committed state")
+
 // Replica is one controller replica over a shared store. Create it with
 // New and Run it; Run returns when its context ends, after resigning.
 type Replica struct {
@@ -124,10 +129,19 @@ type Replica struct {
 	obs    Observer
 	log    *slog.Logger
 
-	started   time.Time
-	connected atomic.Bool
-	dirty     atomic.Bool // a change could not be applied: resync
-	lagNanos  atomic.Int64
+	started  time.Time
+	dirty    atomic.Bool // a change could not be applied: resync
+	lagNanos atomic.Int64
+
+	// feedMu guards the feed's state: feedUp while the feed is connected
+	// (from its resync change to its lost change), synced once the state
+	// has been re-read since, and feedGen, bumped at every (re)connect, so
+	// that a retried re-read that finishes after the feed dropped again
+	// does not mark the replica ready.
+	feedMu  sync.Mutex
+	feedUp  bool
+	synced  bool
+	feedGen uint64
 
 	mu      sync.Mutex
 	term    int64
@@ -152,10 +166,50 @@ func (r *Replica) ID() string { return r.cfg.ID }
 // Ready reports ErrFeedDown while the change feed is disconnected: the
 // replica may then serve stale states.
 func (r *Replica) Ready() error {
-	if !r.connected.Load() {
+	r.feedMu.Lock()
+	defer r.feedMu.Unlock()
+	switch {
+	case !r.feedUp:
 		return ErrFeedDown
+	case !r.synced:
+		return ErrCatchingUp
 	}
 	return nil
+}
+
+// feedState reports whether the feed is connected and its generation.
+func (r *Replica) feedState() (up bool, gen uint64) {
+	r.feedMu.Lock()
+	defer r.feedMu.Unlock()
+	return r.feedUp, r.feedGen
+}
+
+// setFeed records the feed going up (a new generation, not yet synced) or
+// down.
+func (r *Replica) setFeed(up bool) (gen uint64) {
+	r.feedMu.Lock()
+	r.feedUp, r.synced = up, false
+	if up {
+		r.feedGen++
+	}
+	gen = r.feedGen
+	r.feedMu.Unlock()
+	r.obs.FeedConnected(false)
+	return gen
+}
+
+// markSynced records a completed re-read of generation gen; it is ignored
+// when the feed dropped or reconnected meanwhile.
+func (r *Replica) markSynced(gen uint64) {
+	r.feedMu.Lock()
+	ok := r.feedUp && r.feedGen == gen
+	if ok {
+		r.synced = true
+	}
+	r.feedMu.Unlock()
+	if ok {
+		r.obs.FeedConnected(true)
+	}
 }
 
 // Term is the leadership term this replica holds, 0 when it follows.
@@ -198,8 +252,7 @@ func (r *Replica) Run(ctx context.Context) {
 func (r *Replica) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := r.store.Listen(ctx, func(ch brownout.Change) { r.apply(ctx, ch) })
-		r.connected.Store(false)
-		r.obs.FeedConnected(false)
+		r.setFeed(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -223,14 +276,16 @@ func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
 	var err error
 	switch ch.Kind {
 	case brownout.ChangeResync:
-		err = r.resync(ctx)
-		if err == nil {
-			r.connected.Store(true)
-			r.obs.FeedConnected(true)
+		// The feed is back; what it missed is re-read now. Should that
+		// read fail (the database is only half back, a pooled connection
+		// died with the old one), the replica stays not ready and the
+		// ship loop retries it while the feed stays up.
+		gen := r.setFeed(true)
+		if err = r.resync(ctx); err == nil {
+			r.markSynced(gen)
 		}
 	case brownout.ChangeLost:
-		r.connected.Store(false)
-		r.obs.FeedConnected(false)
+		r.setFeed(false)
 	case brownout.ChangeState:
 		if r.ctl.HasVersion(ch.Service, ch.Version) {
 			return // this replica's own commit, or already applied
@@ -350,9 +405,11 @@ func (r *Replica) ship(ctx context.Context) {
 		case <-r.ctl.FlushRequested():
 		}
 		r.shipOnce(ctx)
-		if r.dirty.Load() && r.connected.Load() {
+		if up, gen := r.feedState(); r.dirty.Load() && up {
 			if err := r.resync(ctx); err != nil {
 				r.log.Warn("resync", "err", err)
+			} else {
+				r.markSynced(gen)
 			}
 		}
 	}

@@ -1,0 +1,141 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/brownout-io/brownout"
+)
+
+// feedStore is a store whose change feed the test drives; the rest of the
+// replica's store answers without effect.
+type feedStore struct {
+	changes chan brownout.Change
+}
+
+func (s *feedStore) Listen(ctx context.Context, fn func(brownout.Change)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ch := <-s.changes:
+			fn(ch)
+		}
+	}
+}
+func (s *feedStore) Lead(context.Context, string, time.Duration) (int64, error) {
+	return 0, brownout.ErrNotLeader
+}
+func (s *feedStore) Resign(context.Context, string, int64) error                         { return nil }
+func (s *feedStore) PutPartials(context.Context, string, int64, map[string][]byte) error { return nil }
+func (s *feedStore) TakePartials(context.Context) ([]brownout.Partial, error)            { return nil, nil }
+func (s *feedStore) Heartbeat(context.Context, brownout.Replica) error                   { return nil }
+func (s *feedStore) Replicas(context.Context, time.Duration) ([]brownout.Replica, error) {
+	return nil, nil
+}
+func (s *feedStore) LoadService(context.Context, string) (brownout.ServiceState, error) {
+	return brownout.ServiceState{}, errors.New("not here")
+}
+
+// flakyController fails its first `fail` re-reads, as a store only half
+// back after an outage does.
+type flakyController struct {
+	fail    atomic.Int32
+	resyncs atomic.Int32
+}
+
+func (c *flakyController) Leading() bool                              { return false }
+func (c *flakyController) Lead(context.Context, brownout.Fence) error { return nil }
+func (c *flakyController) Follow()                                    {}
+func (c *flakyController) Resync(context.Context) error {
+	c.resyncs.Add(1)
+	if c.fail.Add(-1) >= 0 {
+		return errors.New("database unavailable")
+	}
+	return nil
+}
+func (c *flakyController) ReloadConfig(context.Context) error       { return nil }
+func (c *flakyController) ReloadOverrides(context.Context) error    { return nil }
+func (c *flakyController) Reevaluate(context.Context, string) error { return nil }
+func (c *flakyController) ApplyState(brownout.ServiceState)         {}
+func (c *flakyController) HasVersion(string, uint64) bool           { return false }
+func (c *flakyController) TakeFolds() map[string][]byte             { return nil }
+func (c *flakyController) MergePartials(context.Context, []brownout.Partial) error {
+	return nil
+}
+func (c *flakyController) FlushRequested() <-chan struct{} { return nil }
+
+type noTokens struct{}
+
+func (noTokens) Reload(context.Context) error { return nil }
+
+type noSubs struct{}
+
+func (noSubs) Subscribers() int { return 0 }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReadyAfterFailedResync: when the re-read that follows a feed
+// reconnect fails, the replica is not ready, and it retries the re-read
+// while the feed stays up instead of waiting for the feed to drop again.
+func TestReadyAfterFailedResync(t *testing.T) {
+	st := &feedStore{changes: make(chan brownout.Change)}
+	ctl := &flakyController{}
+	ctl.fail.Store(2)
+	r := New(Config{ID: "r1", Ship: 20 * time.Millisecond, Heartbeat: time.Hour, LeaseTTL: time.Hour}, st, ctl, noTokens{}, noSubs{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	if err := r.Ready(); !errors.Is(err, ErrFeedDown) {
+		t.Fatalf("before the feed connects: Ready() = %v, want ErrFeedDown", err)
+	}
+	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
+	waitFor(t, "the first re-read", func() bool { return ctl.resyncs.Load() >= 1 })
+	if err := r.Ready(); err == nil {
+		t.Fatal("ready although the re-read after the reconnect failed")
+	}
+	waitFor(t, "ready after the retried re-reads", func() bool { return r.Ready() == nil })
+	if n := ctl.resyncs.Load(); n != 3 {
+		t.Fatalf("%d re-reads, want 3 (two failed, one succeeded)", n)
+	}
+
+	// Lost, then a reconnect whose re-read succeeds at once.
+	st.changes <- brownout.Change{Kind: brownout.ChangeLost}
+	waitFor(t, "not ready after the feed is lost", func() bool { return errors.Is(r.Ready(), ErrFeedDown) })
+	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
+	waitFor(t, "ready after the second reconnect", func() bool { return r.Ready() == nil })
+}
+
+// TestStaleResyncDoesNotMarkReady: a retried re-read that completes after
+// the feed dropped again leaves the replica not ready.
+func TestStaleResyncDoesNotMarkReady(t *testing.T) {
+	r := New(Config{ID: "r1"}, &feedStore{}, &flakyController{}, noTokens{}, noSubs{}, nil, nil)
+	gen := r.setFeed(true)
+	r.setFeed(false)
+	r.markSynced(gen)
+	if err := r.Ready(); !errors.Is(err, ErrFeedDown) {
+		t.Fatalf("Ready() = %v, want ErrFeedDown", err)
+	}
+	old := r.setFeed(true)
+	r.setFeed(true) // reconnected again before the first re-read finished
+	r.markSynced(old)
+	if err := r.Ready(); !errors.Is(err, ErrCatchingUp) {
+		t.Fatalf("Ready() = %v, want ErrCatchingUp", err)
+	}
+}
