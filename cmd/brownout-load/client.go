@@ -39,6 +39,7 @@ type fleet struct {
 
 	frames    atomic.Int64
 	errFrames atomic.Int64
+	wentBack  atomic.Int64 // frames older than the subscriber's version
 
 	// reconnect bookkeeping (storm)
 	reconnect bool
@@ -66,6 +67,12 @@ type subscriber struct {
 }
 
 func newFleet(base string, services []string, tokens map[string][]string, n int) *fleet {
+	return newFleetRange(base, services, tokens, 0, n)
+}
+
+// newFleetRange is subscribers lo..hi-1 of a fleet: each has the service,
+// instance and token it would have in the whole fleet.
+func newFleetRange(base string, services []string, tokens map[string][]string, lo, hi int) *fleet {
 	f := &fleet{
 		base:     base,
 		services: services,
@@ -73,7 +80,7 @@ func newFleet(base string, services []string, tokens map[string][]string, n int)
 		targets:  make([]atomic.Uint64, len(services)),
 		hc:       &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, MaxIdleConnsPerHost: 64}},
 	}
-	for i := 0; i < n; i++ {
+	for i := lo; i < hi; i++ {
 		svc := i % len(services)
 		s := &subscriber{f: f, idx: i, svc: svc, instance: "i-" + strconv.Itoa(i)}
 		if toks := tokens[services[svc]]; len(toks) > 0 {
@@ -234,6 +241,7 @@ func (s *subscriber) session(ctx context.Context, c *websocket.Conn) {
 // subscriber for the armed change when v is past its service's target.
 func (s *subscriber) applied(v uint64) {
 	if old := s.version.Load(); v < old {
+		s.f.wentBack.Add(1)
 		return // never move backwards: a late frame of an older version
 	}
 	s.version.Store(v)
@@ -324,8 +332,8 @@ func (f *fleet) await(ctx context.Context, id int64, t0 time.Time, timeout time.
 
 // spread assigns subscriber i to replica i mod len(bases) (ws:// URLs).
 func (f *fleet) spread(bases []string) {
-	for i, s := range f.subs {
-		s.replica = i % len(bases)
+	for _, s := range f.subs {
+		s.replica = s.idx % len(bases)
 		s.base = bases[s.replica]
 	}
 }
@@ -366,6 +374,31 @@ func (f *fleet) converged() (bool, []uint64) {
 		}
 	}
 	return ok, vs
+}
+
+// versionRange is, per service, the oldest and newest version its
+// subscribers here are on (seen: it has some here), and whether every
+// subscriber has a version and each service's are all the same.
+func (f *fleet) versionRange() (ok bool, lo, hi []uint64, seen []bool) {
+	lo, hi, seen = make([]uint64, len(f.services)), make([]uint64, len(f.services)), make([]bool, len(f.services))
+	ok = true
+	for _, s := range f.subs {
+		v := s.version.Load()
+		if v == 0 {
+			ok = false
+		}
+		if !seen[s.svc] {
+			lo[s.svc], hi[s.svc], seen[s.svc] = v, v, true
+			continue
+		}
+		lo[s.svc], hi[s.svc] = min(lo[s.svc], v), max(hi[s.svc], v)
+	}
+	for i := range lo {
+		if seen[i] && lo[i] != hi[i] {
+			ok = false
+		}
+	}
+	return ok, lo, hi, seen
 }
 
 // waitConverged polls until converged or timeout.

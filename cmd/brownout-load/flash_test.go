@@ -27,6 +27,14 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	// The test binary is also prop's client process (see clientProc).
+	if len(os.Args) > 1 && os.Args[1] == "prop-clients" {
+		if err := propClientsCmd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			os.Stderr.WriteString("prop-clients: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -24,6 +24,7 @@ import (
 // IngestResult is one sustained ingest measurement.
 type IngestResult struct {
 	Transport   string  `json:"transport"`
+	Replicas    int     `json:"replicas"`
 	Subscribers int     `json:"subscribers,omitempty"`
 	Services    int     `json:"services"`
 	Offered     int     `json:"offered_per_s,omitempty"`
@@ -31,7 +32,7 @@ type IngestResult struct {
 	Sent        int64   `json:"sent"`
 	SendErrors  int64   `json:"send_errors"`
 	// Accepted is the controller's own count (brownout_reports_ingested_total
-	// delta), Rejected its refusals.
+	// delta, summed over every replica), Rejected its refusals.
 	Accepted    float64 `json:"accepted"`
 	Rejected    float64 `json:"rejected"`
 	AcceptedPS  float64 `json:"accepted_per_s"`
@@ -61,7 +62,7 @@ func runIngest(ctx context.Context, o *options, res *Results, log io.Writer) err
 	defer t.cleanup()
 	var errs []error
 	if o.reports > 0 && o.ingestFor > 0 {
-		r := &IngestResult{Transport: "ws", Subscribers: n, Services: len(t.services), Offered: o.reports}
+		r := &IngestResult{Transport: "ws", Replicas: len(t.urls), Subscribers: n, Services: len(t.services), Offered: o.reports}
 		res.Ingest = append(res.Ingest, r)
 		if err := ingestWS(ctx, o, t, n, r, log); err != nil {
 			r.Errors = append(r.Errors, err.Error())
@@ -69,7 +70,7 @@ func runIngest(ctx context.Context, o *options, res *Results, log io.Writer) err
 		}
 	}
 	if o.httpFor > 0 {
-		r := &IngestResult{Transport: "http", Services: len(t.services)}
+		r := &IngestResult{Transport: "http", Replicas: len(t.urls), Services: len(t.services)}
 		res.Ingest = append(res.Ingest, r)
 		if err := ingestHTTP(ctx, o, t, r, log); err != nil {
 			r.Errors = append(r.Errors, err.Error())
@@ -105,15 +106,19 @@ func loadReport(service, instance string, i int) wire.Report {
 
 func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult, log io.Writer) error {
 	f := newFleet(t.wsBase(), t.services, t.tokens, n)
+	if len(t.urls) > 1 {
+		f.spread(t.wsBases()) // reporters on every replica
+	}
 	defer f.closeAll()
-	o.logf(log, "ingest: connecting %d subscribers", n)
+	o.logf(log, "ingest: connecting %d subscribers over %d replica(s)", n, len(t.urls))
 	if failed, _ := f.connectAll(ctx, o.par); failed > 0 {
 		return fmt.Errorf("%d of %d connections failed", failed, n)
 	}
 	if !f.waitConverged(ctx, 30*time.Second) {
-		return errors.New("subscribers did not receive the first state")
+		_, lo, hi, _ := f.versionRange()
+		return fmt.Errorf("subscribers did not receive the first state (versions per service from %v to %v)", lo, hi)
 	}
-	before, err := t.api.metrics(ctx)
+	before, err := t.allMetrics(ctx)
 	if err != nil {
 		return err
 	}
@@ -123,16 +128,14 @@ func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult
 	sent, failed, took := f.pump(ctx, o.reports, o.ingestFor)
 	to := time.Now().UTC()
 	time.Sleep(2 * time.Second) // one flush interval and a tick
-	after, err := t.api.metrics(ctx)
+	after, err := t.allMetrics(ctx)
 	if err != nil {
 		return err
 	}
 	r.Seconds, r.Sent, r.SendErrors, r.ErrorFrames = took.Seconds(), sent, failed, f.errFrames.Load()
 	fillIngest(r, before, after, "ws")
 	r.AcceptedPS = r.Accepted / took.Seconds()
-	if t.pid > 0 {
-		r.RSSKiB, _ = rssKiB(t.pid)
-	}
+	r.RSSKiB = t.rss()
 	r.ToolCPUSeconds = toolCPU() - tool0
 	r.HistoryPoints, r.HistoryExpected, r.HistoryMaxGapS, err = historyPoints(ctx, t, from, to)
 	o.logf(log, "ingest: ws sent %d in %.1fs; controller accepted %.0f (%.0f/s), rejected %.0f; history %d/%d points; dropped samples %.0f",
@@ -263,7 +266,7 @@ func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log
 		}
 		bodies[i] = b
 	}
-	before, err := t.api.metrics(ctx)
+	before, err := t.allMetrics(ctx)
 	if err != nil {
 		return err
 	}
@@ -280,7 +283,8 @@ func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log
 		go func() {
 			defer wg.Done()
 			for k := w; hctx.Err() == nil; k += o.httpWorkers {
-				req, _ := http.NewRequestWithContext(hctx, http.MethodPost, t.url+wire.ReportsPath, bytes.NewReader(bodies[k%len(bodies)]))
+				u := t.urls[w%len(t.urls)] // senders spread over the replicas
+				req, _ := http.NewRequestWithContext(hctx, http.MethodPost, u+wire.ReportsPath, bytes.NewReader(bodies[k%len(bodies)]))
 				req.Header.Set("Authorization", "Bearer "+t.token)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := hc.Do(req)
@@ -304,16 +308,14 @@ func ingestHTTP(ctx context.Context, o *options, t *target, r *IngestResult, log
 	took := time.Since(from)
 	to := time.Now().UTC()
 	time.Sleep(2 * time.Second)
-	after, err := t.api.metrics(ctx)
+	after, err := t.allMetrics(ctx)
 	if err != nil {
 		return err
 	}
 	r.Seconds, r.Sent, r.SendErrors = took.Seconds(), sent.Load(), failed.Load()
 	fillIngest(r, before, after, "http")
 	r.AcceptedPS = r.Accepted / took.Seconds()
-	if t.pid > 0 {
-		r.RSSKiB, _ = rssKiB(t.pid)
-	}
+	r.RSSKiB = t.rss()
 	r.ToolCPUSeconds = toolCPU() - tool0
 	r.HistoryPoints, r.HistoryExpected, r.HistoryMaxGapS, err = historyPoints(ctx, t, from, to)
 	o.logf(log, "ingest: http accepted %.0f (%.0f/s) in batches of %s; history %d/%d points",

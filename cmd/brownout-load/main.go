@@ -9,6 +9,7 @@
 //	brownout-load prop    --bin bin/controlplane --subs 1000,5000,10000
 //	brownout-load ingest  --bin bin/controlplane --subs 1000 --reports 50000 --ingest-for 60s
 //	brownout-load storm   --bin bin/controlplane --subs 10000
+//	brownout-load failover --bin bin/controlplane --replicas 3 --subs 300 --kills 10
 //	brownout-load soak    --bin bin/controlplane --subs 1000 --reports 1000 --soak-for 30m
 //	brownout-load all     --bin bin/controlplane --json results.json
 //	brownout-load flash   --bin bin/controlplane --bench-md BENCHMARKS.md
@@ -42,12 +43,15 @@ func main() {
 	}
 }
 
-const usage = `Usage: brownout-load <prop|ingest|storm|soak|all|flash|baseline-server|shop-server> [flags]
+const usage = `Usage: brownout-load <prop|ingest|failover|storm|soak|all|flash|baseline-server|shop-server|prop-clients> [flags]
 
   prop             propagation p50/p99/max over --changes overrides, against the
                    bare broadcaster floor; RSS and goroutines per idle subscriber
   ingest           reports/s over websockets (--reports, --ingest-for) and HTTP
                    batches (--http-for), checked against /metrics and history
+  failover         --replicas N over PostgreSQL: SIGKILL the leader --kills times while
+                   overrides are made on the others; time until levels move again and a
+                   new leader is named, then kill every replica: no acked write lost
   storm            SIGKILL the controller with every subscriber connected, restart
                    it, time until all are back on the current version (needs --bin)
   soak             --soak-for at --reports/s with the first --subs count, sampling RSS
@@ -58,6 +62,7 @@ const usage = `Usage: brownout-load <prop|ingest|storm|soak|all|flash|baseline-s
                    Brownout, with Brownout and Shed, and pinned at ESSENTIAL; writes
                    SVG plots (--svg) and a BENCHMARKS.md section (--bench-md)
   baseline-server  the bare websocket broadcaster (started by prop itself)
+  prop-clients     a slice of prop's subscribers (started by prop itself past 15,000)
   shop-server      examples/shop behind the SDK (started by flash itself)
 
 Run "brownout-load <mode> -h" for the flags.
@@ -79,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return shopServerCmd(rest)
 	case "flash":
 		return runFlashCmd(rest, stdout, stderr)
+	case "prop-clients":
+		return propClientsCmd(rest, os.Stdin, stdout)
 	}
 	o, err := parseOptions(mode, rest, stderr)
 	if err != nil {
@@ -97,6 +104,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		err = runIngest(ctx, o, res, stderr)
 	case "storm":
 		err = runStorm(ctx, o, res, stderr)
+	case "failover":
+		err = runFailover(ctx, o, res, stderr)
 	case "soak":
 		err = runSoak(ctx, o, res, stderr)
 	case "all":
@@ -143,6 +152,17 @@ type options struct {
 	progress        bool
 	replicas        int
 	postgres        string
+	clients         int
+	kills           int
+}
+
+// clientProcs is how many client processes hold n subscribers: --client-procs,
+// or as few as keep each under perProcessSubs (1: this process).
+func (o *options) clientProcs(n int) int {
+	if o.clients > 0 {
+		return min(o.clients, n)
+	}
+	return (n + perProcessSubs - 1) / perProcessSubs
 }
 
 func parseOptions(mode string, args []string, stderr io.Writer) (*options, error) {
@@ -178,19 +198,38 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	fs.BoolVar(&o.progress, "v", true, "print progress to stderr")
 	fs.IntVar(&o.replicas, "replicas", 1, "with --bin: run this many controller replicas over PostgreSQL (--postgres), spread subscribers over them and make each change on a follower")
 	fs.StringVar(&o.postgres, "postgres", envOr("BROWNOUT_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for --replicas (a fresh database is made for each measurement and dropped after)")
+	fs.IntVar(&o.kills, "kills", 5, "failover: how many times to SIGKILL the leader")
+	fs.IntVar(&o.clients, "client-procs", 0, "prop: child processes to hold the subscribers (0: as few as keep each under 15,000 open sockets; 1: this process)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if o.clients < 0 || o.clients > 16 {
+		return nil, fmt.Errorf("--client-procs: %d is not between 0 and 16", o.clients)
+	}
 	if o.replicas < 1 || o.replicas > 16 {
 		return nil, fmt.Errorf("--replicas: %d is not between 1 and 16", o.replicas)
+	}
+	if mode == "failover" && (o.replicas < 2 || o.bin == "") {
+		return nil, errors.New("failover needs --bin and --replicas 2 or more")
+	}
+	if o.kills < 1 || o.kills > 100 {
+		return nil, errors.New("--kills must be 1 to 100")
 	}
 	if o.replicas > 1 && o.bin == "" {
 		return nil, errors.New("--replicas needs --bin: the tool starts the replicas")
 	}
 	for _, s := range strings.Split(*subs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 15000 {
-			return nil, fmt.Errorf("--subs: %q is not a count from 1 to 15000", s)
+		if err != nil || n < 1 || n > 60000 {
+			return nil, fmt.Errorf("--subs: %q is not a count from 1 to 60000", s)
+		}
+		// Each controller process holds its share of the sockets, and a
+		// process may hold only so many open files.
+		if per := (n + o.replicas - 1) / o.replicas; per > perProcessSubs && o.url == "" {
+			return nil, fmt.Errorf("--subs %d over %d replica(s) is %d sockets per controller process, more than %d: use more --replicas", n, o.replicas, per, perProcessSubs)
+		}
+		if mode != "prop" && n > perProcessSubs {
+			return nil, fmt.Errorf("--subs: %s holds at most %d subscribers (only prop spreads them over client processes)", mode, perProcessSubs)
 		}
 		o.subs = append(o.subs, n)
 	}

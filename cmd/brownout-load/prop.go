@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -145,75 +146,121 @@ func (l *Latency) orZero() *Latency {
 }
 
 // measureFloor runs the bare broadcaster and measures it with the same
-// client code.
+// client code. Past perProcessSubs subscribers (more sockets than one
+// process may hold) it runs as few broadcaster processes as hold them, and
+// each change is one broadcast to all of them at once.
 func measureFloor(ctx context.Context, o *options, n, changes int, r *PropResult, log io.Writer) ([]time.Duration, error) {
-	base, pid := o.baselineURL, 0
-	if base == "" {
-		b, err := startBaseline(o.floorMode)
-		if err != nil {
-			return nil, err
+	var bases []string
+	var pids []int
+	if o.baselineURL != "" {
+		bases = []string{o.baselineURL}
+	} else {
+		for range (n + perProcessSubs - 1) / perProcessSubs {
+			b, err := startBaseline(o.floorMode)
+			if err != nil {
+				return nil, err
+			}
+			defer b.stop()
+			bases, pids = append(bases, "http://"+b.addr), append(pids, b.pid)
 		}
-		defer b.stop()
-		base, pid = "http://"+b.addr, b.pid
 	}
 	services := make([]string, o.services)
 	for i := range services {
 		services[i] = fmt.Sprintf("load-%03d", i)
 	}
 	var rss0 int64
-	if pid > 0 {
-		rss0, _ = rssKiB(pid)
+	for _, pid := range pids {
+		v, _ := rssKiB(pid)
+		rss0 += v
 	}
-	f := newFleet("ws"+strings.TrimPrefix(base, "http"), services, nil, n)
+	ws := make([]string, len(bases))
+	for i, b := range bases {
+		ws[i] = "ws" + strings.TrimPrefix(b, "http")
+	}
+	f, err := newSubscriberSet(ws, services, nil, n, o.clientProcs(n))
+	if err != nil {
+		return nil, err
+	}
 	defer f.closeAll()
-	o.logf(log, "floor: connecting %d subscribers", n)
+	o.logf(log, "floor: connecting %d subscribers to %d broadcaster process(es)", n, len(bases))
 	if failed, took := f.connectAll(ctx, o.par); failed > 0 {
 		return nil, fmt.Errorf("%d of %d connections failed (in %s)", failed, n, took)
 	}
-	if !f.waitConverged(ctx, 30*time.Second) {
+	if !waitVersions(ctx, f, 30*time.Second) {
 		return nil, errors.New("subscribers did not receive the first frame")
 	}
-	if pid > 0 {
+	if len(pids) > 0 {
 		time.Sleep(o.settle)
-		if rss1, err := rssKiB(pid); err == nil {
-			r.FloorRSSPerSub = float64(rss1-rss0) / float64(n)
+		var rss1 int64
+		for _, pid := range pids {
+			v, _ := rssKiB(pid)
+			rss1 += v
 		}
+		r.FloorRSSPerSub = float64(rss1-rss0) / float64(n)
 	}
 	hc := &http.Client{Timeout: 10 * time.Second}
 	all := make([]bool, len(services))
 	for i := range all {
 		all[i] = true
 	}
+	broadcast := func() error {
+		errs := make([]error, len(bases))
+		var wg sync.WaitGroup
+		for i, b := range bases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := hc.Post(b+"/broadcast", "text/plain", nil)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
 	var lasts []time.Duration
-	cpu0, _ := cpuSeconds(pid)
+	cpu0 := cpuOf(pids)
 	for k := 1; k <= changes && ctx.Err() == nil; k++ {
-		if !f.waitConverged(ctx, 10*time.Second) {
+		if !waitVersions(ctx, f, 10*time.Second) {
 			return lasts, errors.New("subscribers did not converge between changes")
 		}
-		_, vs := f.converged()
-		f.arm(int64(k), all, vs)
+		_, vs := f.versions()
+		if err := f.arm(int64(k), all, vs); err != nil {
+			return lasts, err
+		}
 		t0 := time.Now()
-		resp, err := hc.Post(base+"/broadcast", "text/plain", nil)
-		if err != nil {
-			f.change.Store(0)
+		if err := broadcast(); err != nil {
+			f.disarm()
 			return lasts, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		last, _, err := f.await(ctx, int64(k), t0, changeTimeout)
+		c, err := f.await(ctx, int64(k), t0, changeTimeout, -1)
 		if err != nil {
 			return lasts, err
 		}
-		lasts = append(lasts, last)
+		lasts = append(lasts, c.last)
 		pause(ctx, k)
 	}
-	if cpu1, err := cpuSeconds(pid); err == nil && pid > 0 && len(lasts) > 0 {
+	if cpu1 := cpuOf(pids); len(pids) > 0 && len(lasts) > 0 {
 		r.floorCPU, r.floorUnits = r.floorCPU+cpu1-cpu0, r.floorUnits+len(lasts)*n
 		r.FloorCPUPerSubChangeUs = r.floorCPU * 1e6 / float64(r.floorUnits)
 	}
 	l := latencyOf(lasts)
 	o.logf(log, "floor: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms", n, l.P50Ms, l.P99Ms, l.MaxMs)
 	return lasts, nil
+}
+
+// cpuOf is the CPU time the processes have used so far, in seconds.
+func cpuOf(pids []int) float64 {
+	var s float64
+	for _, pid := range pids {
+		v, _ := cpuSeconds(pid)
+		s += v
+	}
+	return s
 }
 
 // pause spaces changes a little, with variation, so that they do not line
@@ -239,11 +286,13 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		return m, err
 	}
 	m0, _ := t.api.metrics(ctx)
-	f := newFleet(t.wsBase(), t.services, t.tokens, n)
+	f, err := newSubscriberSet(t.wsBases(), t.services, t.tokens, n, o.clientProcs(n))
+	if err != nil {
+		return m, err
+	}
 	defer f.closeAll()
 	onFrom := n
 	if len(t.urls) > 1 {
-		f.spread(t.wsBases())
 		onFrom = (n + len(t.urls) - 1 - t.from) / len(t.urls)
 	}
 	o.logf(log, "controller: connecting %d subscribers over %d services and %d replicas", n, len(t.services), len(t.urls))
@@ -253,7 +302,7 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		t.logTail(log)
 		return m, fmt.Errorf("%d of %d connections failed", failed, n)
 	}
-	if !f.waitConverged(ctx, 30*time.Second) {
+	if !waitVersions(ctx, f, 30*time.Second) {
 		return m, errors.New("subscribers did not receive the first state")
 	}
 	rss1, g1, err := t.settleSample(ctx, o.settle)
@@ -283,11 +332,13 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 	overrideID := ""
 	cpu0, _ := cpuSeconds(t.pid)
 	for k := 1; k <= changes && ctx.Err() == nil; k++ {
-		if !f.waitConverged(ctx, 10*time.Second) {
+		if !waitVersions(ctx, f, 10*time.Second) {
 			return m, errors.New("subscribers did not converge between changes")
 		}
-		_, vs := f.converged()
-		f.arm(int64(k), affected, vs)
+		_, vs := f.versions()
+		if err := f.arm(int64(k), affected, vs); err != nil {
+			return m, err
+		}
 		t0 := time.Now()
 		if overrideID == "" {
 			var ov struct {
@@ -302,19 +353,21 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		}
 		m.calls = append(m.calls, time.Since(t0))
 		if err != nil {
-			f.change.Store(0)
+			f.disarm()
 			return m, err
 		}
-		last, per, err := f.await(ctx, int64(k), t0, changeTimeout)
+		from := -1
+		if len(t.urls) > 1 {
+			from = t.from
+		}
+		c, err := f.await(ctx, int64(k), t0, changeTimeout, from)
 		if err != nil {
 			return m, err
 		}
-		m.lasts = append(m.lasts, last)
-		m.each = append(m.each, per...)
-		if len(t.urls) > 1 {
-			if c, ok := f.lastOnOthers(int64(k), t0, t.from); ok {
-				m.cross = append(m.cross, c)
-			}
+		m.lasts = append(m.lasts, c.last)
+		m.each = append(m.each, c.each...)
+		if c.crossOK {
+			m.cross = append(m.cross, c.cross)
 		}
 		pause(ctx, k)
 	}
@@ -325,8 +378,8 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 	l := latencyOf(m.lasts)
 	o.logf(log, "controller: %d subscribers: p50 %.1f ms p99 %.1f ms max %.1f ms (API call p50 %.1f ms); CPU %.1f µs per subscriber per change",
 		n, l.P50Ms, l.P99Ms, l.MaxMs, ms(pct(m.calls, 50)), r.OursCPUPerSubChangeUs)
-	if f.errFrames.Load() > 0 {
-		return m, fmt.Errorf("%d frames were not state frames", f.errFrames.Load())
+	if n := f.errFrameCount(); n > 0 {
+		return m, fmt.Errorf("%d frames were not state frames", n)
 	}
 	return m, nil
 }

@@ -22,6 +22,7 @@ type Results struct {
 	Ingest      []*IngestResult `json:"ingest,omitempty"`
 	Storm       *StormResult    `json:"storm,omitempty"`
 	Soak        *SoakResult     `json:"soak,omitempty"`
+	Failover    *FailoverResult `json:"failover,omitempty"`
 }
 
 // Machine describes where the numbers were taken.
@@ -99,10 +100,10 @@ func (r *Results) printTable(w io.Writer) {
 	if len(r.Ingest) > 0 {
 		fmt.Fprintln(w, "\ningest (accepted = controller's brownout_reports_ingested_total; history = stored 1 s sample points)")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "transport\tsubs\toffered/s\tseconds\tsent\taccepted\taccepted/s\trejected\tsamples dropped\thistory\tmax gap\tctl CPU s\ttool CPU s\tctl RSS MiB\t")
+		fmt.Fprintln(tw, "transport\treplicas\tsubs\toffered/s\tseconds\tsent\taccepted\taccepted/s\trejected\tsamples dropped\thistory\tmax gap\tctl CPU s\ttool CPU s\tctl RSS MiB\t")
 		for _, i := range r.Ingest {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d\t%.1f s\t%.1f\t%.1f\t%.0f\t\n",
-				i.Transport, i.Subscribers, i.Offered, i.Seconds, i.Sent, i.Accepted, i.AcceptedPS, i.Rejected, i.SamplesDropped,
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%d/%d\t%.1f s\t%.1f\t%.1f\t%.0f\t\n",
+				i.Transport, max(1, i.Replicas), i.Subscribers, i.Offered, i.Seconds, i.Sent, i.Accepted, i.AcceptedPS, i.Rejected, i.SamplesDropped,
 				i.HistoryPoints, i.HistoryExpected, i.HistoryMaxGapS, i.CPUSeconds, i.ToolCPUSeconds, float64(i.RSSKiB)/1024)
 		}
 		tw.Flush()
@@ -110,6 +111,16 @@ func (r *Results) printTable(w io.Writer) {
 			for _, e := range i.Errors {
 				fmt.Fprintf(w, "  error (%s): %s\n", i.Transport, e)
 			}
+		}
+	}
+	if f := r.Failover; f != nil {
+		fmt.Fprintf(w, "\nfailover (%d replicas, lease %s, %d subscribers; SIGKILL of the leader, min/median/max)\n", f.Replicas, f.LeaseTTL, f.Subscribers)
+		fmt.Fprintf(w, "  kills %d; first subscriber moved %s ms; every survivor's subscriber moved %s ms; new leader named %s ms\n",
+			f.FirstMove.orZero().N, spreadText(f.FirstMove.orZero()), spreadText(f.AllMoved.orZero()), spreadText(f.Named.orZero()))
+		fmt.Fprintf(w, "  writes on the survivors: %d acknowledged, %d failed; after every replica was killed: %d acknowledged writes lost, %d frames went back, %d services behind their subscribers\n",
+			f.WritesAcked, f.WritesFailed, f.LostWrites, f.VersionsBack, f.StaleServices)
+		for _, e := range f.Errors {
+			fmt.Fprintf(w, "  error: %s\n", e)
 		}
 	}
 	if s := r.Storm; s != nil {

@@ -28,6 +28,8 @@ type target struct {
 	// (a follower when there are several; url is the same).
 	urls     []string
 	from     int
+	pids     []int // every replica's, when this tool started them
+	procs    []*controllerProc
 	api      *api
 	services []string
 	tokens   map[string][]string
@@ -77,6 +79,9 @@ func openTarget(ctx context.Context, o *options, n int, name string) (*target, e
 	}
 	if len(t.urls) == 0 {
 		t.urls = []string{t.url}
+		if t.pid > 0 {
+			t.pids = []int{t.pid}
+		}
 	}
 	t.api = newAPI(t.url, t.token)
 	if err := t.prepare(ctx, o.services, n); err != nil {
@@ -123,6 +128,8 @@ func (t *target) startReplicas(ctx context.Context, o *options, name string) err
 		}
 		procs = append(procs, p)
 		t.urls = append(t.urls, p.url())
+		t.pids = append(t.pids, p.pid())
+		t.procs = procs
 	}
 	leader := ""
 	for deadline := time.Now().Add(10 * time.Second); leader == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -288,4 +295,29 @@ func (t *target) logTail(w io.Writer) {
 		data = data[len(data)-4000:]
 	}
 	fmt.Fprintf(w, "--- controller log (tail) ---\n%s\n", data)
+}
+
+// allMetrics is every replica's /metrics summed series by series.
+func (t *target) allMetrics(ctx context.Context) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, u := range t.urls {
+		m, err := newAPI(u, t.token).metrics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			out[k] += v
+		}
+	}
+	return out, nil
+}
+
+// rss is every replica's RSS summed.
+func (t *target) rss() int64 {
+	var n int64
+	for _, pid := range t.pids {
+		v, _ := rssKiB(pid)
+		n += v
+	}
+	return n
 }
