@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
 // Kinds of Change a store's change feed announces.
@@ -52,16 +54,7 @@ type Partial struct {
 }
 
 // Replica is one controller replica as the replica set shows it.
-type Replica struct {
-	ID          string    `json:"id"`
-	Addr        string    `json:"addr"`
-	Leader      bool      `json:"leader"`
-	Term        int64     `json:"term,omitempty"`
-	Subscribers int       `json:"subscribers"`
-	LagMs       float64   `json:"lag_ms"`
-	StartedAt   time.Time `json:"started_at"`
-	SeenAt      time.Time `json:"seen_at"`
-}
+type Replica = api.Replica
 
 // Fence is the leadership a commit is made under: the committing replica
 // and the leadership term it holds.

@@ -1,87 +1,40 @@
 package brownout
 
 import (
-	"encoding/json"
 	"time"
+
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
+// The API's resources are defined in sdk/api, so that the CLI and tools
+// outside the repository decode the API with the types the controller
+// encodes; these names keep the domain's vocabulary in one place.
+
 // GlobalScope is the override scope that matches every service.
-const GlobalScope = "*"
+const GlobalScope = api.GlobalScope
 
 // Override is an operator's decision that pins the effective level of one
 // service, or of every service (Service == GlobalScope).
-type Override struct {
-	ID        string     `json:"id"`
-	Service   string     `json:"service"`
-	Level     int        `json:"level"`
-	Reason    string     `json:"reason"`
-	Actor     string     `json:"actor"`
-	Emergency bool       `json:"emergency"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	ClearedAt *time.Time `json:"cleared_at,omitempty"`
-	ClearedBy string     `json:"cleared_by,omitempty"`
-}
-
-// Active reports whether the override counts at time now.
-func (o *Override) Active(now time.Time) bool {
-	if o.ClearedAt != nil {
-		return false
-	}
-	return o.ExpiresAt == nil || now.Before(*o.ExpiresAt)
-}
-
-// Matches reports whether the override's scope covers service.
-func (o *Override) Matches(service string) bool {
-	return o.Service == GlobalScope || o.Service == service
-}
+type Override = api.Override
 
 // Token scopes.
 const (
-	ScopeAdmin  = "admin"
-	ScopeViewer = "viewer"
-	ScopeSDK    = "sdk"
+	ScopeAdmin  = api.ScopeAdmin
+	ScopeViewer = api.ScopeViewer
+	ScopeSDK    = api.ScopeSDK
 )
 
 // Token is an API credential. The secret is never stored; Hash is its
 // SHA-256.
-type Token struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Scope     string     `json:"scope"`
-	Service   string     `json:"service,omitempty"`
-	Hash      []byte     `json:"-"`
-	CreatedAt time.Time  `json:"created_at"`
-	CreatedBy string     `json:"created_by,omitempty"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-}
+type Token = api.Token
 
-// AuditEntry records one operator action. Actor is the acting token's
-// name and ActorID its ID: names are free text, IDs tell tokens apart.
-type AuditEntry struct {
-	ID      int64           `json:"-"`
-	At      time.Time       `json:"at"`
-	Actor   string          `json:"actor"`
-	ActorID string          `json:"actor_id"`
-	Action  string          `json:"action"`
-	Target  string          `json:"target"`
-	Before  json.RawMessage `json:"before"`
-	After   json.RawMessage `json:"after"`
-}
+// AuditEntry records one operator action.
+type AuditEntry = api.AuditEntry
 
 // Actor is who acts: the token's ID and its name.
 type Actor struct {
 	ID   string
 	Name string
-}
-
-// ActorLabel shows an audit entry's actor as people read it: the name,
-// and the token ID when it says more than the name ("alice (tok_1f…)").
-func (a AuditEntry) ActorLabel() string {
-	if a.ActorID == "" || a.ActorID == a.Actor {
-		return a.Actor
-	}
-	return a.Actor + " (" + a.ActorID + ")"
 }
 
 // SystemActor is the ID and name of the controller itself as an actor
@@ -93,32 +46,22 @@ const SystemActor = "system"
 // Level change kinds.
 const (
 	// KindEffective records a change of the level subscribers receive.
-	KindEffective = "effective"
+	KindEffective = api.KindEffective
 	// KindComputed records a change of the computed level that an override
 	// hid from subscribers.
-	KindComputed = "computed"
+	KindComputed = api.KindComputed
 )
 
 // Level change causes.
 const (
-	CauseSignal   = "signal"
-	CauseOverride = "override"
-	CauseExpiry   = "expiry"
+	CauseSignal   = api.CauseSignal
+	CauseOverride = api.CauseOverride
+	CauseExpiry   = api.CauseExpiry
 )
 
 // LevelChange records one change of a service's level with what it was
 // decided on.
-type LevelChange struct {
-	ID        int64           `json:"-"`
-	Service   string          `json:"service"`
-	Kind      string          `json:"kind"`
-	FromLevel int             `json:"from_level"`
-	ToLevel   int             `json:"to_level"`
-	At        time.Time       `json:"at"`
-	Cause     string          `json:"cause"`
-	Version   uint64          `json:"version"`
-	Inputs    json.RawMessage `json:"inputs"`
-}
+type LevelChange = api.LevelChange
 
 // ServiceState is what the controller persists of a service so that a
 // restart resumes where it stopped: versions never go back.
@@ -163,15 +106,8 @@ type Sample struct {
 	Instances     int
 }
 
-// SamplePoint is one step of a service's signal history: means over the
-// step, error rate weighted by requests, the most live instances seen.
-type SamplePoint struct {
-	At            time.Time `json:"at"`
-	CPUPercent    float64   `json:"cpu_percent"`
-	MemoryPercent float64   `json:"memory_percent"`
-	ErrorRate     float64   `json:"error_rate"`
-	Instances     int       `json:"instances"`
-}
+// SamplePoint is one step of a service's signal history.
+type SamplePoint = api.SamplePoint
 
 // Filter selects history: level changes, audit entries.
 type Filter struct {
@@ -186,10 +122,7 @@ type Filter struct {
 }
 
 // Page is one page of a list, newest first.
-type Page[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+type Page[T any] = api.Page[T]
 
 // MaxLimit is the largest page.
 const MaxLimit = 1000

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/levels"
 	"github.com/brownout-io/brownout/web/pages/overview"
 )
 
@@ -35,7 +36,7 @@ func (h *handler) cards(ctx context.Context) ([]overview.Card, overview.Summary)
 	deadline := time.Now().Add(overviewFetchBudget)
 	cards := make([]overview.Card, len(views))
 	for i, v := range views {
-		cards[i] = overview.CardOf(v, h.sparks.svgs(ctx, v.Name, v.Thresholds, time.Now().Before(deadline)))
+		cards[i] = overview.CardOf(v, h.sparks.svgs(ctx, v.Name, levels.Thresholds(v.Thresholds), time.Now().Before(deadline)))
 	}
 	return cards, overview.SummaryOf(views)
 }

@@ -63,7 +63,7 @@ func (h *handler) renderService(w http.ResponseWriter, r *http.Request, rc reqCt
 		Meta:   h.meta(r, rc, name, "overview", topicService+name),
 		Status: service.StatusOf(v),
 		Range:  rng.Name, Ranges: names,
-		Charts: service.Charts(v.Thresholds, from, to, rng.Step, pts, service.Bands(changes, from, to, v.Level)),
+		Charts: service.Charts(levels.Thresholds(v.Thresholds), from, to, rng.Step, pts, service.Bands(changes, from, to, v.Level)),
 	}
 	for i, c := range changes {
 		if i == timelineRows {
@@ -78,7 +78,7 @@ func (h *handler) renderService(w http.ResponseWriter, r *http.Request, rc reqCt
 		m.Thresholds = *forms.thresholds
 		m.Thresholds.Custom = v.CustomThresholds
 	} else {
-		m.Thresholds = service.FormOf(v.Thresholds, v.CustomThresholds)
+		m.Thresholds = service.FormOf(levels.Thresholds(v.Thresholds), v.CustomThresholds)
 	}
 	for _, o := range h.d.Controller.Overrides() {
 		if o.Matches(name) {

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/internal/levels"
 	"github.com/brownout-io/brownout/web/pages/overview"
 	"github.com/brownout-io/brownout/web/pages/service"
 	"github.com/brownout-io/brownout/web/ui"
@@ -244,7 +245,7 @@ func (hb *hub) renderAndSend(conns []*liveConn) {
 		order := make([]string, len(views))
 		seen := make(map[string]struct{}, len(views))
 		for i, v := range views {
-			cards[i] = overview.CardOf(v, h.sparks.svgs(ctx, v.Name, v.Thresholds, true))
+			cards[i] = overview.CardOf(v, h.sparks.svgs(ctx, v.Name, levels.Thresholds(v.Thresholds), true))
 			order[i] = v.Name
 			seen[v.Name] = struct{}{}
 		}

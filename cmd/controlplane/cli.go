@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/brownout-io/brownout/sdk/wire"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,10 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/brownout-io/brownout"
-	"github.com/brownout-io/brownout/internal/auth"
-	"github.com/brownout-io/brownout/internal/controller"
-	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/sdk/api"
+	"github.com/brownout-io/brownout/sdk/wire"
 )
 
 // defaultServer is where the operator subcommands look for a controller
@@ -441,7 +437,7 @@ in the audit log.`)
 		return err
 	}
 	defer cancel()
-	o, raw, err := cl.startEmergency(ctx, emergencyRequest{Reason: *reason, TTL: *ttl})
+	o, raw, err := cl.startEmergency(ctx, api.EmergencyRequest{Reason: *reason, TTL: *ttl})
 	if err != nil {
 		return err
 	}
@@ -536,7 +532,7 @@ number or the name). Prints the override's id, which "override clear" takes.`)
 		return err
 	}
 	defer cancel()
-	o, raw, err := cl.createOverride(ctx, controller.OverrideRequest{Service: *service, Level: &l, Reason: *reason, TTL: *ttl})
+	o, raw, err := cl.createOverride(ctx, api.OverrideRequest{Service: *service, Level: &l, Reason: *reason, TTL: *ttl})
 	if err != nil {
 		return err
 	}
@@ -703,25 +699,18 @@ change of the computed level that an override hid from subscribers.`)
 	return nil
 }
 
-// changeInputs is the part of a level change's inputs that says why.
-type changeInputs struct {
-	Decision           *levels.Decision   `json:"decision"`
-	Override           *brownout.Override `json:"override"`
-	PreviousOverrideID string             `json:"previous_override_id"`
-}
-
 // why summarises a level change's inputs in a few words.
-func why(lc brownout.LevelChange) string {
-	var in changeInputs
+func why(lc api.LevelChange) string {
+	var in api.LevelChangeInputs
 	if len(lc.Inputs) == 0 || json.Unmarshal(lc.Inputs, &in) != nil {
 		return "-"
 	}
 	switch {
-	case lc.Cause == brownout.CauseOverride && in.Override != nil:
+	case lc.Cause == api.CauseOverride && in.Override != nil:
 		return fmt.Sprintf("override %s by %s: %s", in.Override.ID, in.Override.Actor, oneLine(in.Override.Reason))
-	case lc.Cause == brownout.CauseExpiry:
+	case lc.Cause == api.CauseExpiry:
 		return fmt.Sprintf("override %s expired", orDash(in.PreviousOverrideID))
-	case lc.Cause == brownout.CauseOverride:
+	case lc.Cause == api.CauseOverride:
 		return fmt.Sprintf("override %s cleared", orDash(in.PreviousOverrideID))
 	case in.Decision != nil:
 		t := in.Decision.Trigger
@@ -734,7 +723,7 @@ func why(lc brownout.LevelChange) string {
 }
 
 func signalValue(signal string, v float64) string {
-	if signal == levels.SignalErrorRate {
+	if signal == api.SignalErrorRate {
 		return strconv.FormatFloat(v, 'f', 3, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
@@ -860,7 +849,7 @@ captures just the secret.`)
 		return err
 	}
 	defer cancel()
-	t, raw, err := cl.createToken(ctx, auth.TokenRequest{Scope: *scope, Service: *service, Name: *name})
+	t, raw, err := cl.createToken(ctx, api.TokenRequest{Scope: *scope, Service: *service, Name: *name})
 	if err != nil {
 		return err
 	}
@@ -952,7 +941,7 @@ func parseLevel(s string) (int, error) {
 }
 
 func scopeName(service string) string {
-	if service == brownout.GlobalScope {
+	if service == api.GlobalScope {
 		return "every service"
 	}
 	return service
@@ -960,7 +949,7 @@ func scopeName(service string) string {
 
 // describeOverride says what an override does, who set it, why and until
 // when, in one line.
-func describeOverride(o brownout.Override) string {
+func describeOverride(o api.Override) string {
 	s := fmt.Sprintf("%s pinned to %s by %s: %s", scopeName(o.Service), levelName(o.Level), o.Actor, oneLine(o.Reason))
 	if o.Emergency {
 		s = "emergency: " + s
@@ -973,7 +962,7 @@ func describeOverride(o brownout.Override) string {
 }
 
 // describeEmergency says since when, by whom and why emergency mode is on.
-func describeEmergency(o brownout.Override) string {
+func describeEmergency(o api.Override) string {
 	s := fmt.Sprintf("every service forced to %s since %s by %s: %s (%s", levelName(o.Level), fmtTime(o.CreatedAt), o.Actor, oneLine(o.Reason), o.ID)
 	if o.ExpiresAt != nil {
 		s += ", until " + fmtTime(*o.ExpiresAt)
@@ -981,14 +970,14 @@ func describeEmergency(o brownout.Override) string {
 	return s + ")"
 }
 
-func overrideMarker(o *brownout.Override) string {
+func overrideMarker(o *api.Override) string {
 	if o == nil {
 		return "-"
 	}
 	switch {
 	case o.Emergency:
 		return o.ID + " (emergency)"
-	case o.Service == brownout.GlobalScope:
+	case o.Service == api.GlobalScope:
 		return o.ID + " (all services)"
 	}
 	return o.ID
@@ -1061,7 +1050,7 @@ func oneLine(s string) string {
 }
 
 // describeReplicas names the leader of the replica set.
-func describeReplicas(rs []brownout.Replica) string {
+func describeReplicas(rs []api.Replica) string {
 	leader := ""
 	for _, r := range rs {
 		if r.Leader {

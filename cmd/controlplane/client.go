@@ -12,16 +12,14 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-	"time"
 
-	"github.com/brownout-io/brownout"
-	"github.com/brownout-io/brownout/internal/auth"
-	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
 // client is a small typed client of the controller's JSON API, for the
-// operator subcommands. It reuses the API's own wire types so that a field
-// renamed on one side cannot silently go missing on the other.
+// operator subcommands. It decodes into sdk/api, the types the controller
+// encodes, so that a field renamed on one side cannot silently go missing
+// on the other, and a tool outside the repository can do the same.
 type client struct {
 	base  string // e.g. http://127.0.0.1:8080, no trailing slash
 	token string
@@ -148,124 +146,94 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 	return data, nil
 }
 
-// Wire types the API answers with that have no exported Go type.
-
-// emergencyRequest is the body of POST /emergency.
-type emergencyRequest struct {
-	Reason string `json:"reason"`
-	TTL    string `json:"ttl,omitempty"`
-}
-
-// emergencyState is the answer of GET /emergency.
-type emergencyState struct {
-	Active   bool               `json:"active"`
-	Override *brownout.Override `json:"override"`
-}
-
-// createdToken is the answer of POST /tokens: the token and, once, its
-// secret.
-type createdToken struct {
-	brownout.Token
-	Secret string `json:"token"`
-}
-
-// samples is the answer of GET /history/samples.
-type samples struct {
-	Service string                 `json:"service"`
-	From    time.Time              `json:"from"`
-	To      time.Time              `json:"to"`
-	Step    string                 `json:"step"`
-	Items   []brownout.SamplePoint `json:"items"`
-}
-
 func escape(s string) string { return url.PathEscape(s) }
 
-func (c *client) services(ctx context.Context) ([]controller.ServiceView, []byte, error) {
-	var out brownout.Page[controller.ServiceView]
+func (c *client) services(ctx context.Context) ([]api.ServiceView, []byte, error) {
+	var out api.Page[api.ServiceView]
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/services", nil, nil, &out)
 	return out.Items, raw, err
 }
 
-func (c *client) service(ctx context.Context, name string) (controller.ServiceView, []byte, error) {
-	var out controller.ServiceView
+func (c *client) service(ctx context.Context, name string) (api.ServiceView, []byte, error) {
+	var out api.ServiceView
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/services/"+escape(name), nil, nil, &out)
 	return out, raw, err
 }
 
-func (c *client) replicas(ctx context.Context) ([]brownout.Replica, error) {
-	var out brownout.Page[brownout.Replica]
+func (c *client) replicas(ctx context.Context) ([]api.Replica, error) {
+	var out api.Page[api.Replica]
 	_, err := c.call(ctx, http.MethodGet, "/api/v1/replicas", nil, nil, &out)
 	return out.Items, err
 }
 
-func (c *client) emergency(ctx context.Context) (emergencyState, []byte, error) {
-	var out emergencyState
+func (c *client) emergency(ctx context.Context) (api.Emergency, []byte, error) {
+	var out api.Emergency
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/emergency", nil, nil, &out)
 	return out, raw, err
 }
 
-func (c *client) startEmergency(ctx context.Context, req emergencyRequest) (brownout.Override, []byte, error) {
-	var out brownout.Override
+func (c *client) startEmergency(ctx context.Context, req api.EmergencyRequest) (api.Override, []byte, error) {
+	var out api.Override
 	raw, err := c.call(ctx, http.MethodPost, "/api/v1/emergency", nil, req, &out)
 	return out, raw, err
 }
 
-func (c *client) endEmergency(ctx context.Context) ([]brownout.Override, []byte, error) {
-	var out brownout.Page[brownout.Override]
+func (c *client) endEmergency(ctx context.Context) ([]api.Override, []byte, error) {
+	var out api.Page[api.Override]
 	raw, err := c.call(ctx, http.MethodDelete, "/api/v1/emergency", nil, nil, &out)
 	return out.Items, raw, err
 }
 
-func (c *client) createOverride(ctx context.Context, req controller.OverrideRequest) (brownout.Override, []byte, error) {
-	var out brownout.Override
+func (c *client) createOverride(ctx context.Context, req api.OverrideRequest) (api.Override, []byte, error) {
+	var out api.Override
 	raw, err := c.call(ctx, http.MethodPost, "/api/v1/overrides", nil, req, &out)
 	return out, raw, err
 }
 
-func (c *client) clearOverride(ctx context.Context, id string) (brownout.Override, []byte, error) {
-	var out brownout.Override
+func (c *client) clearOverride(ctx context.Context, id string) (api.Override, []byte, error) {
+	var out api.Override
 	raw, err := c.call(ctx, http.MethodDelete, "/api/v1/overrides/"+escape(id), nil, nil, &out)
 	return out, raw, err
 }
 
-func (c *client) overrides(ctx context.Context, q url.Values) ([]brownout.Override, []byte, error) {
-	var out brownout.Page[brownout.Override]
+func (c *client) overrides(ctx context.Context, q url.Values) ([]api.Override, []byte, error) {
+	var out api.Page[api.Override]
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/overrides", q, nil, &out)
 	return out.Items, raw, err
 }
 
-func (c *client) levelChanges(ctx context.Context, q url.Values) (brownout.Page[brownout.LevelChange], []byte, error) {
-	var out brownout.Page[brownout.LevelChange]
+func (c *client) levelChanges(ctx context.Context, q url.Values) (api.Page[api.LevelChange], []byte, error) {
+	var out api.Page[api.LevelChange]
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/history/levels", q, nil, &out)
 	return out, raw, err
 }
 
-func (c *client) samples(ctx context.Context, q url.Values) (samples, []byte, error) {
-	var out samples
+func (c *client) samples(ctx context.Context, q url.Values) (api.Samples, []byte, error) {
+	var out api.Samples
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/history/samples", q, nil, &out)
 	return out, raw, err
 }
 
-func (c *client) audit(ctx context.Context, q url.Values) (brownout.Page[brownout.AuditEntry], []byte, error) {
-	var out brownout.Page[brownout.AuditEntry]
+func (c *client) audit(ctx context.Context, q url.Values) (api.Page[api.AuditEntry], []byte, error) {
+	var out api.Page[api.AuditEntry]
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/audit", q, nil, &out)
 	return out, raw, err
 }
 
-func (c *client) createToken(ctx context.Context, req auth.TokenRequest) (createdToken, []byte, error) {
-	var out createdToken
+func (c *client) createToken(ctx context.Context, req api.TokenRequest) (api.CreatedToken, []byte, error) {
+	var out api.CreatedToken
 	raw, err := c.call(ctx, http.MethodPost, "/api/v1/tokens", nil, req, &out)
 	return out, raw, err
 }
 
-func (c *client) tokens(ctx context.Context) ([]brownout.Token, []byte, error) {
-	var out brownout.Page[brownout.Token]
+func (c *client) tokens(ctx context.Context) ([]api.Token, []byte, error) {
+	var out api.Page[api.Token]
 	raw, err := c.call(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &out)
 	return out.Items, raw, err
 }
 
-func (c *client) revokeToken(ctx context.Context, id string) (brownout.Token, []byte, error) {
-	var out brownout.Token
+func (c *client) revokeToken(ctx context.Context, id string) (api.Token, []byte, error) {
+	var out api.Token
 	raw, err := c.call(ctx, http.MethodDelete, "/api/v1/tokens/"+escape(id), nil, nil, &out)
 	return out, raw, err
 }

@@ -9,9 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
 // watch subscribes to a service over the push protocol, as an SDK
@@ -97,12 +98,7 @@ while live instances still report.`)
 		return err
 	}
 	defer cancel()
-	var st struct {
-		Name      string    `json:"name"`
-		Version   uint64    `json:"version"`
-		Level     int       `json:"level"`
-		RetiredAt time.Time `json:"retired_at"`
-	}
+	var st api.RetiredService
 	raw, err := cl.call(ctx, http.MethodDelete, "/api/v1/services/"+url.PathEscape(pos[0]), nil, nil, &st)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
 // Store is what the authenticator needs from durable storage.
@@ -167,12 +168,9 @@ func principal(t brownout.Token) Principal {
 	return p
 }
 
-// TokenRequest asks for a new token.
-type TokenRequest struct {
-	Scope   string `json:"scope"`
-	Service string `json:"service,omitempty"`
-	Name    string `json:"name"`
-}
+// TokenRequest is the body of POST /tokens: the API's api.TokenRequest
+// with its checks.
+type TokenRequest api.TokenRequest
 
 // Validate checks a token request.
 func (r TokenRequest) Validate() error {

@@ -10,6 +10,7 @@ import (
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/featureflags"
 	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
 // Limits on overrides.
@@ -189,13 +190,9 @@ func (c *Controller) reevaluateAll(ctx context.Context, trigger, only string) er
 	return c.evaluateMany(ctx, svcs, c.cfg.Now(), func(*service) string { return trigger })
 }
 
-// OverrideRequest is what an operator asks for.
-type OverrideRequest struct {
-	Service string `json:"service"`
-	Level   *int   `json:"level"`
-	Reason  string `json:"reason"`
-	TTL     string `json:"ttl,omitempty"`
-}
+// OverrideRequest is what an operator asks for: the API's
+// api.OverrideRequest with its checks.
+type OverrideRequest api.OverrideRequest
 
 // Validate checks the request and returns the TTL.
 func (r OverrideRequest) Validate() (time.Duration, error) {

@@ -35,6 +35,7 @@ import (
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
 // Config tunes the control loop. Zero values take the defaults.
@@ -729,17 +730,13 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 	next.Cause = cause
 	next.Detail = detail
 	if level != old.Level && trigger != triggerCreate {
-		inputs := map[string]any{"signals": sig, "instances": live, "computed_level": eng.Level}
-		if dec != nil {
-			inputs["decision"] = dec
-		} else {
-			inputs["thresholds"] = th
-		}
-		if ov != nil {
-			inputs["override"] = ov
+		inputs := api.LevelChangeInputs{Signals: sig, Instances: live, ComputedLevel: eng.Level, Decision: dec, Override: ov}
+		if dec == nil {
+			t := api.Thresholds(th)
+			inputs.Thresholds = &t
 		}
 		if cause != brownout.CauseSignal {
-			inputs["previous_override_id"] = old.OverrideID
+			inputs.PreviousOverrideID = old.OverrideID
 		}
 		raw, _ := json.Marshal(inputs)
 		changes = append(changes, brownout.LevelChange{

@@ -13,6 +13,7 @@ import (
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/sdk/api"
 	"github.com/brownout-io/brownout/sdk/component"
 )
 
@@ -87,59 +88,13 @@ func (s *service) encodeState() []byte {
 }
 
 // InstanceView is one instance as the API and dashboard show it.
-type InstanceView struct {
-	Name          string                     `json:"name"`
-	Stale         bool                       `json:"stale"`
-	Connected     bool                       `json:"connected"`
-	LastSeen      time.Time                  `json:"last_seen"`
-	LastReport    *time.Time                 `json:"last_report"`
-	Version       uint64                     `json:"version"`
-	AckedAt       *time.Time                 `json:"acked_at,omitempty"`
-	AckLatency    string                     `json:"ack_latency,omitempty"`
-	CPUPercent    float64                    `json:"cpu_percent"`
-	MemoryPercent float64                    `json:"memory_percent"`
-	ErrorRate     float64                    `json:"error_rate"`
-	Components    map[string]component.State `json:"components,omitempty"`
-}
+type InstanceView = api.InstanceView
 
 // Convergence says which live instances run which version.
-type Convergence struct {
-	Live       int            `json:"live"`
-	OnCurrent  int            `json:"on_current"`
-	Versions   map[uint64]int `json:"versions"`
-	SlowestAck string         `json:"slowest_ack,omitempty"`
-	Behind     []string       `json:"behind,omitempty"`
-}
+type Convergence = api.Convergence
 
 // ServiceView is a service as the API and dashboard show it.
-type ServiceView struct {
-	Name          string             `json:"name"`
-	Level         int                `json:"level"`
-	LevelName     string             `json:"level_name"`
-	ComputedLevel int                `json:"computed_level"`
-	Version       uint64             `json:"version"`
-	Override      *brownout.Override `json:"override"`
-	Flags         map[string]bool    `json:"flags"`
-	Signals       levels.Signals     `json:"signals"`
-	Stale         bool               `json:"stale"`
-	Cause         string             `json:"cause"`
-	Detail        string             `json:"detail,omitempty"`
-	ChangedAt     time.Time          `json:"changed_at"`
-	CreatedAt     time.Time          `json:"created_at"`
-	LastReport    *time.Time         `json:"last_report"`
-	Subscribers   int                `json:"subscribers"`
-	// InstanceCount and StaleInstances count every known instance and the
-	// stale ones among them; lists carry these instead of Instances.
-	InstanceCount  int `json:"instance_count"`
-	StaleInstances int `json:"stale_instances"`
-	// Instances is absent from lists; one service's view lists them
-	// without their components.
-	Instances        []InstanceView    `json:"instances,omitempty"`
-	Convergence      Convergence       `json:"convergence"`
-	Thresholds       levels.Thresholds `json:"thresholds"`
-	CustomThresholds bool              `json:"custom_thresholds"`
-	CustomFlags      bool              `json:"custom_flags"`
-}
+type ServiceView = api.ServiceView
 
 // viewMode says how much per-instance detail a view carries.
 type viewMode struct {
@@ -171,7 +126,7 @@ func (c *Controller) view(svc *service, now time.Time, mode viewMode) ServiceVie
 		ComputedLevel: svc.state.ComputedLevel, Version: svc.state.Version, Override: svc.override,
 		Flags: svc.flags, Signals: svc.signals, Cause: svc.state.Cause, Detail: svc.detail,
 		ChangedAt: svc.state.ChangedAt, CreatedAt: svc.state.CreatedAt, Subscribers: nsubs,
-		Thresholds: th, CustomThresholds: customT, CustomFlags: customF,
+		Thresholds: api.Thresholds(th), CustomThresholds: customT, CustomFlags: customF,
 		Convergence: Convergence{Versions: map[uint64]int{}},
 	}
 	stats := map[string]health.InstanceStats{}

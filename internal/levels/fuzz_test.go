@@ -79,7 +79,7 @@ func checkThresholds(t *testing.T, th Thresholds) {
 			t.Fatalf("valid set with levels[%d].level = %d", i, lt.Level)
 		}
 		for _, sig := range []string{SignalCPU, SignalMemory, SignalErrorRate} {
-			b, hi := lt.bound(sig), 100.0
+			b, hi := bound(lt, sig), 100.0
 			if sig == SignalErrorRate {
 				hi = 1
 			}
@@ -92,7 +92,7 @@ func checkThresholds(t *testing.T, th Thresholds) {
 				t.Fatalf("valid set with %s exit %v ≥ enter %v", sig, b.Exit, b.Enter)
 			}
 			if i > 0 {
-				p := th.Levels[i-1].bound(sig)
+				p := bound(th.Levels[i-1], sig)
 				if b.Enter <= p.Enter || b.Exit <= p.Exit {
 					t.Fatalf("valid set not rising at level %d for %s", i+1, sig)
 				}

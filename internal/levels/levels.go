@@ -8,9 +8,9 @@
 package levels
 
 import (
+	"github.com/brownout-io/brownout/sdk/api"
 	"github.com/brownout-io/brownout/sdk/wire"
 
-	"encoding/json"
 	"fmt"
 	"math"
 	"time"
@@ -33,35 +33,26 @@ const (
 // MaxLevel is the highest level.
 const MaxLevel = wire.MaxLevel
 
+// The types below are the API's (sdk/api), so that the engine's decisions
+// and thresholds travel as the CLI and other clients decode them.
+
 // Signals are a service's aggregated signals.
-type Signals struct {
-	CPUPercent    float64 `json:"cpu_percent"`
-	MemoryPercent float64 `json:"memory_percent"`
-	ErrorRate     float64 `json:"error_rate"`
-}
+type Signals = api.Signals
 
 // Signal names as they appear in causes and field paths.
 const (
-	SignalCPU       = "cpu"
-	SignalMemory    = "memory"
-	SignalErrorRate = "error_rate"
+	SignalCPU       = api.SignalCPU
+	SignalMemory    = api.SignalMemory
+	SignalErrorRate = api.SignalErrorRate
 )
 
 // Bound is one signal's pair of thresholds for one level.
-type Bound struct {
-	Enter float64 `json:"enter"`
-	Exit  float64 `json:"exit"`
-}
+type Bound = api.Bound
 
 // LevelThresholds are the bounds of one level (1–3).
-type LevelThresholds struct {
-	Level     Level `json:"level"`
-	CPU       Bound `json:"cpu"`
-	Memory    Bound `json:"memory"`
-	ErrorRate Bound `json:"error_rate"`
-}
+type LevelThresholds = api.LevelThresholds
 
-func (lt LevelThresholds) bound(signal string) Bound {
+func bound(lt LevelThresholds, signal string) Bound {
 	switch signal {
 	case SignalCPU:
 		return lt.CPU
@@ -74,33 +65,12 @@ func (lt LevelThresholds) bound(signal string) Bound {
 
 // Duration is a time.Duration that reads and writes as a Go duration string
 // ("60s") in JSON.
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string such as "1m0s".
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON reads a Go duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration must be a string such as \"60s\"")
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as \"60s\"", s)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = api.Duration
 
 // Thresholds is a complete threshold set: cooldown plus levels 1, 2 and 3 in
-// order.
-type Thresholds struct {
-	Cooldown Duration          `json:"cooldown"`
-	Levels   []LevelThresholds `json:"levels"`
-}
+// order. It is the API's api.Thresholds with the engine's checks; convert
+// freely between the two.
+type Thresholds api.Thresholds
 
 // DefaultCooldown is the seed's cooldown.
 const DefaultCooldown = 60 * time.Second
@@ -147,7 +117,7 @@ func (t Thresholds) Validate() error {
 			return brownout.FieldErrorf(brownout.EINVALID, fmt.Sprintf("levels[%d].level", i), "must be %d (levels 1, 2 and 3 in order)", i+1)
 		}
 		for _, sig := range []string{SignalCPU, SignalMemory, SignalErrorRate} {
-			b := lt.bound(sig)
+			b := bound(lt, sig)
 			max := 100.0
 			if sig == SignalErrorRate {
 				max = 1
@@ -165,7 +135,7 @@ func (t Thresholds) Validate() error {
 				return brownout.FieldErrorf(brownout.EINVALID, path+".exit", "must be below enter (%g)", b.Enter)
 			}
 			if i > 0 {
-				prev := t.Levels[i-1].bound(sig)
+				prev := bound(t.Levels[i-1], sig)
 				if b.Enter <= prev.Enter {
 					return brownout.FieldErrorf(brownout.EINVALID, path+".enter", "must be above level %d's enter (%g)", i, prev.Enter)
 				}
@@ -193,30 +163,10 @@ type State struct {
 }
 
 // Trigger names the signal and threshold a decision turned on.
-type Trigger struct {
-	Signal    string  `json:"signal"`
-	Value     float64 `json:"value"`
-	Threshold float64 `json:"threshold"`
-	// Kind is "enter" (a signal reached an enter threshold) or "exit" (every
-	// signal stayed below the exit thresholds for the cooldown; Signal then
-	// names the one closest to its exit threshold).
-	Kind string `json:"kind"`
-	// Level is the level whose threshold was used.
-	Level Level `json:"level"`
-}
+type Trigger = api.Trigger
 
 // Decision explains a computed level change: what it was decided on.
-type Decision struct {
-	From       Level           `json:"from_level"`
-	To         Level           `json:"to_level"`
-	Trigger    Trigger         `json:"trigger"`
-	Signals    Signals         `json:"signals"`
-	Thresholds LevelThresholds `json:"thresholds"`
-	Cooldown   Duration        `json:"cooldown"`
-	// CalmFor is how long the signals had stayed below exit, on a
-	// de-escalation.
-	CalmFor Duration `json:"calm_for,omitempty"`
-}
+type Decision = api.Decision
 
 // Evaluate computes the next state from the current one. live tells whether
 // the service has any live instance; without one the level is held and the
@@ -277,7 +227,7 @@ func entered(sig Signals, lt LevelThresholds) (Trigger, bool) {
 		name string
 		v    float64
 	}{{SignalCPU, sig.CPUPercent}, {SignalMemory, sig.MemoryPercent}, {SignalErrorRate, sig.ErrorRate}} {
-		b := lt.bound(s.name)
+		b := bound(lt, s.name)
 		if s.v >= b.Enter {
 			return Trigger{Signal: s.name, Value: s.v, Threshold: b.Enter, Kind: "enter", Level: lt.Level}, true
 		}
@@ -293,7 +243,7 @@ func belowExit(sig Signals, lt LevelThresholds) (Trigger, bool) {
 		name string
 		v    float64
 	}{{SignalCPU, sig.CPUPercent}, {SignalMemory, sig.MemoryPercent}, {SignalErrorRate, sig.ErrorRate}} {
-		b := lt.bound(s.name)
+		b := bound(lt, s.name)
 		if s.v >= b.Exit {
 			return Trigger{}, false
 		}

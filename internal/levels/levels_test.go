@@ -21,9 +21,9 @@ func TestDefaultMatchesSeed(t *testing.T) {
 		t.Fatalf("default thresholds invalid: %v", err)
 	}
 	want := []LevelThresholds{
-		{1, Bound{70, 60}, Bound{75, 65}, Bound{0.05, 0.03}},
-		{2, Bound{80, 70}, Bound{85, 75}, Bound{0.10, 0.08}},
-		{3, Bound{90, 80}, Bound{95, 85}, Bound{0.25, 0.23}},
+		{Level: 1, CPU: Bound{Enter: 70, Exit: 60}, Memory: Bound{Enter: 75, Exit: 65}, ErrorRate: Bound{Enter: 0.05, Exit: 0.03}},
+		{Level: 2, CPU: Bound{Enter: 80, Exit: 70}, Memory: Bound{Enter: 85, Exit: 75}, ErrorRate: Bound{Enter: 0.10, Exit: 0.08}},
+		{Level: 3, CPU: Bound{Enter: 90, Exit: 80}, Memory: Bound{Enter: 95, Exit: 85}, ErrorRate: Bound{Enter: 0.25, Exit: 0.23}},
 	}
 	for i, got := range d.Levels {
 		if got != want[i] {

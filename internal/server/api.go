@@ -15,12 +15,11 @@ import (
 	"github.com/brownout-io/brownout/internal/featureflags"
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/sdk/api"
 )
 
-type list[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+// list is one page of a list answer.
+type list[T any] = api.Page[T]
 
 // postReports accepts one report or an array. All reports are validated
 // before any is ingested, so a bad batch changes nothing.
@@ -366,23 +365,13 @@ func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, o)
 }
 
-type emergencyRequest struct {
-	Reason string `json:"reason"`
-	TTL    string `json:"ttl,omitempty"`
-}
-
-type emergencyState struct {
-	Active   bool               `json:"active"`
-	Override *brownout.Override `json:"override"`
-}
-
 func (s *Server) getEmergency(w http.ResponseWriter, r *http.Request) {
 	o := s.ctl.ActiveEmergency()
-	writeJSON(w, http.StatusOK, emergencyState{Active: o != nil, Override: o})
+	writeJSON(w, http.StatusOK, api.Emergency{Active: o != nil, Override: o})
 }
 
 func (s *Server) postEmergency(w http.ResponseWriter, r *http.Request) {
-	var req emergencyRequest
+	var req api.EmergencyRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, r, err)
 		return
@@ -404,11 +393,6 @@ func (s *Server) deleteEmergency(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list[brownout.Override]{Items: cleared})
 }
 
-type tokenResponse struct {
-	brownout.Token
-	Secret string `json:"token,omitempty"`
-}
-
 func (s *Server) postToken(w http.ResponseWriter, r *http.Request) {
 	var req auth.TokenRequest
 	if err := decodeBody(r, &req); err != nil {
@@ -420,7 +404,7 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, tokenResponse{Token: t, Secret: secret})
+	writeJSON(w, http.StatusCreated, api.CreatedToken{Token: t, Secret: secret})
 }
 
 func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -585,14 +569,6 @@ const (
 	maxSampleRange  = 31 * 24 * time.Hour
 )
 
-type samplesResponse struct {
-	Service string                 `json:"service"`
-	From    time.Time              `json:"from"`
-	To      time.Time              `json:"to"`
-	Step    string                 `json:"step"`
-	Items   []brownout.SamplePoint `json:"items"`
-}
-
 func (s *Server) historySamples(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := onlyParams(q, "service", "from", "to", "step"); err != nil {
@@ -672,7 +648,7 @@ func (s *Server) historySamples(w http.ResponseWriter, r *http.Request) {
 			pts[i].At = from.UTC()
 		}
 	}
-	writeJSON(w, http.StatusOK, samplesResponse{Service: svc, From: from, To: to, Step: step.String(), Items: pts})
+	writeJSON(w, http.StatusOK, api.Samples{Service: svc, From: from, To: to, Step: step.String(), Items: pts})
 }
 
 // retireService is DELETE /services/{service}: the retired state, with
@@ -688,7 +664,10 @@ func (s *Server) retireService(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, api.RetiredService{
+		Name: st.Name, Version: st.Version, Level: st.Level, ComputedLevel: st.ComputedLevel,
+		Cause: st.Cause, Detail: st.Detail, ChangedAt: st.ChangedAt, CreatedAt: st.CreatedAt, RetiredAt: st.RetiredAt,
+	})
 }
 
 // listReplicas lists the replica set: who leads, each replica's

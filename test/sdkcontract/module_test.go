@@ -161,6 +161,74 @@ func TestModuleGraphOfAnSDKApp(t *testing.T) {
 	goCmd(t, dir, "build", "-o", filepath.Join(t.TempDir(), "app"), ".")
 }
 
+const apiToolApp = `package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/brownout-io/brownout/sdk/api"
+)
+
+func main() {
+	req, _ := http.NewRequest(http.MethodGet, os.Getenv("BROWNOUT_URL")+"/api/v1/services/checkout", nil)
+	req.Header.Set("Authorization", "Bearer "+os.Getenv("BROWNOUT_TOKEN"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	var v api.ServiceView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s level=%d instances=%d\n", v.Name, v.Level, len(v.Instances))
+}
+`
+
+// A tool that reads the REST API with the sdk's API types builds only the
+// standard library and the sdk module: gopsutil's requirements stay out of
+// its graph because it builds none of gopsutil's packages (12 modules:
+// the tool, the sdk and the sdk's own requirements).
+func TestModuleGraphOfAnAPITool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an app outside the tree")
+	}
+	dir := newApp(t, "1.24.0", apiToolApp, "sdk")
+	checkGraph(t, dir, 12)
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	built := map[string]bool{}
+	for _, m := range strings.Fields(string(out)) {
+		built[m] = true
+	}
+	if len(built) != 2 || !built["github.com/brownout-io/brownout/sdk"] {
+		t.Errorf("modules compiled into the tool: %v, want the tool and the sdk", built)
+	}
+	bin := filepath.Join(t.TempDir(), "tool")
+	goCmd(t, dir, "build", "-o", bin, ".")
+
+	srv := servertest.Start(t)
+	report := map[string]any{"service": "checkout", "instance": "checkout-1", "cpu_percent": 10, "memory_percent": 20, "requests": 100, "errors": 0}
+	srv.MustDo(t, http.MethodPost, "/api/v1/reports", srv.AdminToken, report, http.StatusAccepted, nil)
+	run := exec.Command(bin)
+	run.Env = append(os.Environ(), "BROWNOUT_URL="+srv.URL, "BROWNOUT_TOKEN="+srv.AdminToken)
+	got, err := run.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tool: %v\n%s", err, got)
+	}
+	if want := "checkout level=0 instances=1"; strings.TrimSpace(string(got)) != want {
+		t.Fatalf("tool printed %q, want %q", got, want)
+	}
+}
+
 const providerApp = `package main
 
 import (
