@@ -23,6 +23,7 @@ import (
 	"github.com/brownout-io/brownout/internal/demo"
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/netlimit"
+	"github.com/brownout-io/brownout/internal/notify"
 	"github.com/brownout-io/brownout/internal/storage/postgres"
 )
 
@@ -62,6 +63,11 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	leaseTTL := fs.Duration("lease-ttl", 2*time.Second, "with a postgres:// --data: how long a leader's lease lasts unrenewed; a dead leader is replaced within about this plus a quarter of it")
 	drain := fs.Duration("drain", 5*time.Second, "on SIGTERM, answer /readyz with 503 for this long while still serving, then stop")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "after the drain, how long in-flight requests and websockets get to finish")
+	hookAllow := fs.String("webhook-allow", "", "comma-separated hosts webhooks may be sent to: names, *.domain for its subdomains, or IP addresses (empty: no webhook can be created)")
+	hookPrivate := fs.Bool("webhook-allow-private", false, "let webhooks reach loopback, private, link-local, CGNAT and other internal addresses (refused by default, checked on the address dialled)")
+	hookAttempts := fs.Int("webhook-max-attempts", 3, "attempts per webhook delivery before it moves to the dead letters")
+	hookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "time limit of one webhook delivery attempt: connect, TLS and answer")
+	maxHooks := fs.Int("max-webhooks", notify.MaxWebhooksDefault, "most webhooks")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: controlplane serve [flags]\n\nRuns the controller. Every flag can also be set as CONTROLPLANE_<FLAG> (e.g. CONTROLPLANE_ADDR,\nCONTROLPLANE_RAW_RETENTION); CONTROLPLANE_ADMIN_TOKEN sets the admin token.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -145,6 +151,14 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *origins != "" {
 		cfg.Server.OriginPatterns = strings.Split(*origins, ",")
 	}
+	allow, err := notify.ParseAllowList(*hookAllow)
+	if err != nil {
+		return fmt.Errorf("--webhook-allow: %w", err)
+	}
+	if *hookAttempts < 1 || *maxHooks < 1 || *hookTimeout <= 0 {
+		return usageError{"--webhook-max-attempts and --max-webhooks must be at least 1, --webhook-timeout positive"}
+	}
+	cfg.Notify = notify.Config{Allow: allow, AllowPrivate: *hookPrivate, MaxAttempts: *hookAttempts, Timeout: *hookTimeout, MaxWebhooks: *maxHooks}
 	var certs *certreload.Reloader
 	switch {
 	case (*tlsCert == "") != (*tlsKey == ""):

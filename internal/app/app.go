@@ -19,6 +19,7 @@ import (
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/hub"
+	"github.com/brownout-io/brownout/internal/notify"
 	"github.com/brownout-io/brownout/internal/replica"
 	"github.com/brownout-io/brownout/internal/server"
 	"github.com/brownout-io/brownout/internal/storage"
@@ -46,6 +47,8 @@ type Config struct {
 	RetentionEvery  time.Duration
 	// SampleFlush is the sample writer's flush interval (1 s).
 	SampleFlush time.Duration
+	// Notify configures webhooks and their delivery.
+	Notify notify.Config
 	// Replica names this controller in the replica set and tunes its
 	// leadership over a shared store.
 	Replica replica.Config
@@ -66,6 +69,9 @@ type App struct {
 	Auth       *auth.Authenticator
 	Server     *server.Server
 	Metrics    *server.Metrics
+	// Notify manages webhooks and delivers the outbox; every replica of a
+	// shared store delivers (claims never overlap).
+	Notify *notify.Notifier
 	// Replica runs leadership and the change feed over a shared store;
 	// nil over SQLite.
 	Replica *replica.Replica
@@ -186,6 +192,11 @@ func (a *App) build(ctx context.Context, db Store, key []byte) error {
 		a.Metrics.FeedUp.Set(1)
 	}
 	a.replicas = cfg.Server.Replicas
+	if cfg.Notify.Now == nil {
+		cfg.Notify.Now = now
+	}
+	a.Notify = notify.New(cfg.Notify, db, cfg.Log, a.Metrics.Registry)
+	cfg.Server.Notify = a.Notify
 	dash := web.New(web.Deps{Replicas: a.replicas, Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, Sessions: db, OriginPatterns: cfg.Server.OriginPatterns})
 	a.Server = server.New(cfg.Server, a.Controller, a.Hub, a.Auth, db, a.Metrics, cfg.Log, dash)
 	return nil
@@ -225,6 +236,8 @@ func (a *App) Run(ctx context.Context) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.Replica.Run(ctx) }()
 	}
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.Notify.Run(ctx) }()
 }
 
 // Shutdown ends every subscription with going-away and waits (bounded by

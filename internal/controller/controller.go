@@ -35,6 +35,7 @@ import (
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/internal/storage"
 	"github.com/brownout-io/brownout/sdk/api"
 )
 
@@ -296,12 +297,16 @@ func (c *Controller) Tick(ctx context.Context) {
 		c.notifyWatchers()
 		return
 	}
+	var events []brownout.Event
 	for _, o := range expired {
 		before, _ := json.Marshal(o)
 		if err := c.store.AppendAudit(ctx, brownout.AuditEntry{
 			At: now, Actor: brownout.SystemActor, ActorID: brownout.SystemActor, Action: "override.expire", Target: overrideTarget(o), Before: before, After: json.RawMessage("null"),
 		}); err != nil {
 			c.log.Error("audit override expiry", "err", err)
+		}
+		if o.Emergency {
+			events = append(events, storage.EmergencyEvent(o, false, now))
 		}
 	}
 	svcs := c.serviceList()
@@ -315,6 +320,10 @@ func (c *Controller) Tick(ctx context.Context) {
 	})
 	if err != nil {
 		c.log.Error("evaluate", "err", err)
+	}
+	events = append(events, c.staleEvents(svcs, now)...)
+	if err := c.store.AddEvents(ctx, events); err != nil {
+		c.log.Error("notify", "events", len(events), "err", err)
 	}
 	if c.samples != nil {
 		for _, svc := range svcs {
@@ -331,6 +340,30 @@ func (c *Controller) Tick(ctx context.Context) {
 	}
 	c.forget(svcs, now)
 	c.notifyWatchers()
+}
+
+// staleEvents returns the events of services whose last live instance
+// went silent since the previous tick, or that report again. Only the
+// leader ticks this far, so one replica announces each transition.
+func (c *Controller) staleEvents(svcs []*service, now time.Time) []brownout.Event {
+	var out []brownout.Event
+	for _, svc := range svcs {
+		if svc.retired.Load() {
+			continue
+		}
+		svc.mu.Lock()
+		live := svc.live
+		svc.mu.Unlock()
+		switch {
+		case live > 0 && !svc.wasLive && svc.everLive:
+			out = append(out, storage.StaleEvent(svc.name, true, live, now))
+		case live == 0 && svc.wasLive:
+			out = append(out, storage.StaleEvent(svc.name, false, 0, now))
+		}
+		svc.wasLive = live > 0
+		svc.everLive = svc.everLive || live > 0
+	}
+	return out
 }
 
 // forget drops instances silent for longer than ForgetAfter.

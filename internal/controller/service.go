@@ -41,6 +41,11 @@ type service struct {
 	// nInstances mirrors len(instances) (set under mu), so that Ingest
 	// needs mu only when the service is at its instance limit.
 	nInstances atomic.Int64
+	// wasLive is whether the previous tick saw a live instance, and
+	// everLive whether any tick has since this process started: going
+	// stale is announced on the tick that finds the last instance gone,
+	// never for a service merely loaded without instances. Tick only.
+	wasLive, everLive bool
 	// retired is set, under commitMu, when the service is retired: no
 	// evaluation commits for it any more (a revival makes a new service).
 	retired atomic.Bool

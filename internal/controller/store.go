@@ -44,6 +44,11 @@ type Store interface {
 	ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error)
 
 	AppendAudit(ctx context.Context, a brownout.AuditEntry) error
+	// AddEvents writes notification events to the outbox, for changes
+	// that have no other durable record (a service going stale, an
+	// emergency override expiring). Events of saved states and overrides
+	// are written by the methods above, in their transactions.
+	AddEvents(ctx context.Context, evs []brownout.Event) error
 
 	// Epoch identifies the store's history; versions count within it.
 	Epoch(ctx context.Context) (string, error)

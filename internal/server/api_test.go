@@ -407,6 +407,7 @@ func TestEveryRouteChecksScope(t *testing.T) {
 		"POST /api/v1/overrides":                    map[string]any{"service": "checkout", "level": 1, "reason": "r"},
 		"POST /api/v1/emergency":                    map[string]any{"reason": "r"},
 		"POST /api/v1/tokens":                       map[string]any{"scope": "viewer", "name": "x"},
+		"POST /api/v1/webhooks":                     map[string]any{"name": "x", "url": "https://hooks.example.com/x"},
 		"PUT /api/v1/thresholds":                    map[string]any{},
 		"PUT /api/v1/flags":                         map[string]any{},
 		"PUT /api/v1/services/{service}/thresholds": map[string]any{},
@@ -436,7 +437,8 @@ func TestEveryRouteChecksScope(t *testing.T) {
 			}
 			st, b := s.Do(t, method, path, viewer, body)
 			switch {
-			case write || route == "/api/v1/subscribe" || strings.HasPrefix(route, "/api/v1/tokens") || route == "/api/v1/backup": // a backup holds token hashes
+			case write || route == "/api/v1/subscribe" || strings.HasPrefix(route, "/api/v1/tokens") || route == "/api/v1/backup" || // a backup holds token hashes
+				strings.HasPrefix(route, "/api/v1/webhooks") || strings.HasPrefix(route, "/api/v1/deadletters"): // destinations are admin business
 				if st != 403 {
 					t.Errorf("viewer: status %d, want 403 (%s)", st, b)
 				}

@@ -16,6 +16,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"gopkg.in/yaml.v3"
 
+	"github.com/brownout-io/brownout/internal/app"
+	"github.com/brownout-io/brownout/internal/notify"
 	"github.com/brownout-io/brownout/internal/server"
 	"github.com/brownout-io/brownout/internal/servertest"
 )
@@ -439,7 +441,9 @@ func (a *apiCheck) do(method, route, path, token string, body any, want int) map
 
 func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	doc := loadOpenAPI(t)
-	srv := servertest.Start(t)
+	srv := servertest.Start(t, servertest.WithConfig(func(c *app.Config) {
+		c.Notify.Allow, c.Notify.AllowPrivate = notify.AllowList{"127.0.0.1"}, true
+	}))
 	a := &apiCheck{t: t, srv: srv, doc: doc}
 	admin := srv.AdminToken
 	_, viewer := srv.Token(t, "viewer", "")
@@ -519,6 +523,20 @@ func TestOpenAPIResponsesMatchSchemas(t *testing.T) {
 	a.do("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/"+tid, admin, nil, 200)
 	a.do("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/"+tid, admin, nil, 409)
 	a.do("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/admin", admin, nil, 409)
+
+	// Notifications.
+	wh := a.do("POST", "/api/v1/webhooks", "/api/v1/webhooks", admin, map[string]any{"name": "ops", "url": "http://127.0.0.1:1/hook", "format": "slack", "events": []string{"emergency.on"}}, 201)
+	if sec, _ := wh["secret"].(string); !strings.HasPrefix(sec, "whsec_") {
+		t.Errorf("webhook secret = %v", wh["secret"])
+	}
+	a.do("POST", "/api/v1/webhooks", "/api/v1/webhooks", admin, map[string]any{"name": "ops", "url": "https://evil.test/"}, 422)
+	a.do("POST", "/api/v1/webhooks", "/api/v1/webhooks", admin, map[string]any{"name": strings.Repeat("n", 129), "url": "http://127.0.0.1:1/"}, 413)
+	a.do("GET", "/api/v1/webhooks", "/api/v1/webhooks", admin, nil, 200)
+	a.do("GET", "/api/v1/deadletters", "/api/v1/deadletters?limit=10", admin, nil, 200)
+	a.do("POST", "/api/v1/deadletters/{id}/redrive", "/api/v1/deadletters/evt_x.whk_y/redrive", admin, nil, 404)
+	whID, _ := wh["id"].(string)
+	a.do("DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/"+whID, admin, nil, 200)
+	a.do("DELETE", "/api/v1/webhooks/{id}", "/api/v1/webhooks/"+whID, admin, nil, 404)
 
 	// History.
 	page := a.do("GET", "/api/v1/history/levels", "/api/v1/history/levels?service=checkout&limit=1", viewer, nil, 200)

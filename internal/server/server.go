@@ -26,6 +26,7 @@ import (
 	"github.com/brownout-io/brownout/internal/health"
 	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/netlimit"
+	"github.com/brownout-io/brownout/internal/notify"
 )
 
 // HistoryStore is what the history endpoints read.
@@ -51,6 +52,8 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Replicas, when set, answers GET /api/v1/replicas.
 	Replicas ReplicaSet
+	// Notify, when set, serves webhooks and dead letters.
+	Notify *notify.Notifier
 
 	// MaxBody bounds request bodies (1 MiB).
 	MaxBody int64
@@ -278,6 +281,12 @@ func (s *Server) routes(extra http.Handler) chi.Router {
 		r.With(s.require(isAdmin)).Post("/tokens", s.postToken)
 		r.With(s.require(isAdmin)).Get("/tokens", s.listTokens)
 		r.With(s.require(isAdmin)).Delete("/tokens/{id}", s.deleteToken)
+
+		r.With(s.require(isAdmin)).Post("/webhooks", s.postWebhook)
+		r.With(s.require(isAdmin)).Get("/webhooks", s.listWebhooks)
+		r.With(s.require(isAdmin)).Delete("/webhooks/{id}", s.deleteWebhook)
+		r.With(s.require(isAdmin)).Get("/deadletters", s.listDeadLetters)
+		r.With(s.require(isAdmin)).Post("/deadletters/{id}/redrive", s.redriveDeadLetter)
 
 		r.With(s.require(canRead)).Get("/history/levels", s.historyLevels)
 		r.With(s.require(canRead)).Get("/history/samples", s.historySamples)

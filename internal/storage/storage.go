@@ -114,6 +114,46 @@ type Store interface {
 	ListAudit(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.AuditEntry], error)
 	ListLevelChanges(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.LevelChange], error)
 
+	// Notifications (see outbox.go). SaveServiceState(s), the
+	// *OverrideWithStates methods and AddEvents write the events they make
+	// to the outbox, one delivery per webhook that wants the event, in the
+	// same transaction as what the events report.
+	CreateWebhook(ctx context.Context, w brownout.Webhook, a brownout.AuditEntry) error
+	// ListWebhooks returns every webhook, oldest first, secrets included.
+	ListWebhooks(ctx context.Context) ([]brownout.Webhook, error)
+	// DeleteWebhook removes a webhook and its pending deliveries (its dead
+	// letters stay, listed); ENOTFOUND when unknown.
+	DeleteWebhook(ctx context.Context, id string, a brownout.AuditEntry) (brownout.Webhook, error)
+	// AddEvents writes events to the outbox in one transaction: those
+	// whose only durable trace is the notification (a service going
+	// stale, an emergency override expiring).
+	AddEvents(ctx context.Context, evs []brownout.Event) error
+	// ClaimDeliveries leases up to n deliveries due at now whose lease is
+	// free, oldest first, until now+lease; a delivery is held by one
+	// claimer at a time, across replicas sharing the store.
+	ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]brownout.Delivery, error)
+	// StartAttempt counts one more attempt of a delivery and extends its
+	// lease, durably, before the request is sent; it returns the attempts
+	// so far. ENOTFOUND when the delivery is gone (its webhook deleted).
+	StartAttempt(ctx context.Context, id string, now time.Time, lease time.Duration) (int, error)
+	// FailAttempt records why the latest attempt failed.
+	FailAttempt(ctx context.Context, id, msg string) error
+	// CompleteDelivery removes a delivered delivery from the outbox.
+	CompleteDelivery(ctx context.Context, id string) error
+	// RetryLater frees a delivery's lease and makes it due at at, with msg
+	// as its last error.
+	RetryLater(ctx context.Context, id string, at time.Time, msg string) error
+	// DeadLetter moves a delivery from the outbox to the dead letters.
+	DeadLetter(ctx context.Context, id string, at time.Time, msg string) error
+	// ListDeadLetters pages the dead letters, newest first.
+	ListDeadLetters(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.Delivery], error)
+	// RedriveDeadLetter moves a dead letter back to the outbox, due at at
+	// with its attempts reset, and writes a's audit entry; ENOTFOUND when
+	// unknown, ECONFLICT when its webhook was deleted.
+	RedriveDeadLetter(ctx context.Context, id string, at time.Time, a brownout.AuditEntry) (brownout.Delivery, error)
+	// OutboxStats counts pending deliveries and dead letters.
+	OutboxStats(ctx context.Context) (pending, dead int, err error)
+
 	WriteSamples(ctx context.Context, batch []brownout.Sample) error
 	QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error)
 	Rollup(ctx context.Context, upTo time.Time) error

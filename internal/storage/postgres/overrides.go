@@ -112,6 +112,11 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 		if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeOverride, ID: o.ID, Service: o.Service}); err != nil {
 			return err
 		}
+		if o.Emergency {
+			if err := insertEvents(ctx, tx, []brownout.Event{storage.EmergencyEvent(o, true, o.CreatedAt)}); err != nil {
+				return err
+			}
+		}
 		versions, err = db.saveStates(ctx, tx, states)
 		return err
 	})
@@ -155,6 +160,11 @@ func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at tim
 		}
 		if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeOverride, ID: id, Service: o.Service}); err != nil {
 			return err
+		}
+		if o.Emergency {
+			if err := insertEvents(ctx, tx, []brownout.Event{storage.EmergencyEvent(o, false, cleared)}); err != nil {
+				return err
+			}
 		}
 		versions, err = db.saveStates(ctx, tx, states)
 		return err

@@ -183,6 +183,10 @@ func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState
 			return 0, err
 		}
 	}
+	st.Version = uint64(version)
+	if err := insertEvents(ctx, tx, storage.LevelEvents(st, changes)); err != nil {
+		return 0, err
+	}
 	if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeState, Service: st.Name, Version: uint64(version)}); err != nil {
 		return 0, err
 	}

@@ -102,6 +102,11 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
 			return err
 		}
+		if o.Emergency {
+			if err := insertEvents(ctx, tx, []brownout.Event{storage.EmergencyEvent(o, true, o.CreatedAt)}); err != nil {
+				return err
+			}
+		}
 		versions, err = saveStates(ctx, tx, states)
 		return err
 	})
@@ -137,6 +142,11 @@ func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at tim
 		}
 		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
 			return err
+		}
+		if o.Emergency {
+			if err := insertEvents(ctx, tx, []brownout.Event{storage.EmergencyEvent(o, false, cleared)}); err != nil {
+				return err
+			}
 		}
 		versions, err = saveStates(ctx, tx, states)
 		return err

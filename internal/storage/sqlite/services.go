@@ -139,6 +139,9 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 			return 0, err
 		}
 	}
+	if err := insertEvents(ctx, tx, storage.LevelEvents(st, changes)); err != nil {
+		return 0, err
+	}
 	return st.Version, nil
 }
 

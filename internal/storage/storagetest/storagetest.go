@@ -51,6 +51,11 @@ func Run(t *testing.T, open Opener) {
 		{"Ping", testPing},
 		{"Observer", testObserver},
 		{"RetireService", testRetireService},
+		{"Webhooks", testWebhooks},
+		{"OutboxInSameTransaction", testOutboxInSameTransaction},
+		{"DeliveryLifecycle", testDeliveryLifecycle},
+		{"DeadLetterPagination", testDeadLetterPagination},
+		{"ClaimsDoNotOverlap", testClaimsDoNotOverlap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
