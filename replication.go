@@ -12,6 +12,10 @@ import (
 const (
 	// ChangeState: a service's state was committed (Service, Version).
 	ChangeState = "state"
+	// ChangeRetire: a service was retired (Service, at Version, which a
+	// retirement keeps): the receiver reads its state, retired, even
+	// though it holds that version.
+	ChangeRetire = "retire"
 	// ChangeConfig: thresholds or flag sets changed (Service, or "" for
 	// the global sets).
 	ChangeConfig = "config"

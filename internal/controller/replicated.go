@@ -165,7 +165,15 @@ const (
 // unless the controller already holds that version or a newer one (its own
 // commits come back through the feed). It is how a follower learns of
 // every change, and how any replica catches up.
+//
+// A retired state retires the service here too, as RetireService does on
+// the replica that retired it, unless the service has a newer state (it
+// was revived since).
 func (c *Controller) ApplyState(st brownout.ServiceState) {
+	if !st.RetiredAt.IsZero() {
+		c.applyRetired(st)
+		return
+	}
 	c.mu.RLock()
 	svc := c.services[st.Name]
 	c.mu.RUnlock()
@@ -176,6 +184,7 @@ func (c *Controller) ApplyState(st brownout.ServiceState) {
 			svc = c.newService(st.Name)
 			svc.state = brownout.ServiceState{Name: st.Name, Level: -1}
 			c.services[st.Name] = svc
+			delete(c.retired, st.Name) // revived elsewhere
 		}
 		c.mu.Unlock()
 		c.createMu.Unlock()
@@ -203,6 +212,43 @@ func (c *Controller) ApplyState(st brownout.ServiceState) {
 	if old != st.Level {
 		c.obs.LevelChanged(st.Name, st.Level)
 	}
+	c.notifyWatchers()
+}
+
+// applyRetired retires a service another replica retired: it leaves the
+// service list, the dashboard and the metrics here too, and a leader stops
+// evaluating it.
+func (c *Controller) applyRetired(st brownout.ServiceState) {
+	c.createMu.Lock() // no creation or revival of this name meanwhile
+	defer c.createMu.Unlock()
+	c.mu.RLock()
+	svc := c.services[st.Name]
+	c.mu.RUnlock()
+	if svc == nil {
+		c.mu.Lock()
+		if old, ok := c.retired[st.Name]; !ok || old.Version <= st.Version {
+			c.retired[st.Name] = st
+		}
+		c.mu.Unlock()
+		return
+	}
+	svc.commitMu.Lock() // no evaluation commits for it meanwhile
+	defer svc.commitMu.Unlock()
+	svc.mu.Lock()
+	newer := svc.state.Version > st.Version
+	svc.mu.Unlock()
+	if newer || svc.retired.Load() {
+		return
+	}
+	svc.retired.Store(true)
+	c.mu.Lock()
+	delete(c.services, st.Name)
+	c.retired[st.Name] = st
+	c.mu.Unlock()
+	if r, ok := c.obs.(retireObserver); ok {
+		r.ServiceRetired(st.Name)
+	}
+	c.log.Info("service retired by another replica", "service", st.Name, "version", st.Version)
 	c.notifyWatchers()
 }
 

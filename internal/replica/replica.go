@@ -146,6 +146,16 @@ type Replica struct {
 	mu      sync.Mutex
 	term    int64
 	renewed time.Time
+
+	// States announced on the feed and not yet read: the feed's goroutine
+	// adds them and wakes the reader, which reads all that accumulated in
+	// one query, so that a leader's commit of many services costs a
+	// follower one round trip rather than one per service. loadMu orders
+	// those reads with the feed's other changes (see applyPending).
+	pendingMu sync.Mutex
+	pending   map[string]pendingState
+	wake      chan struct{}
+	loadMu    sync.Mutex
 }
 
 // New returns a replica; obs and log may be nil.
@@ -157,7 +167,16 @@ func New(cfg Config, store Store, ctl Controller, tokens Tokens, subs Subscriber
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Replica{cfg: cfg, store: store, ctl: ctl, tokens: tokens, subs: subs, obs: obs, log: log.With("replica", cfg.ID), started: cfg.Now()}
+	return &Replica{cfg: cfg, store: store, ctl: ctl, tokens: tokens, subs: subs, obs: obs, log: log.With("replica", cfg.ID), started: cfg.Now(),
+		pending: map[string]pendingState{}, wake: make(chan struct{}, 1)}
+}
+
+// pendingState is a state change announced and not yet read: the newest
+// version announced, and whether it must be read even if held (a
+// retirement keeps the version).
+type pendingState struct {
+	version uint64
+	retire  bool
 }
 
 // ID is this replica's name in the replica set.
@@ -229,7 +248,8 @@ func (r *Replica) Lag() time.Duration { return time.Duration(r.lagNanos.Load()) 
 // report partials and beats the heart until ctx ends, then resigns.
 func (r *Replica) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); r.readStates(ctx) }()
 	go func() { defer wg.Done(); r.listen(ctx) }()
 	go func() { defer wg.Done(); r.campaign(ctx) }()
 	go func() { defer wg.Done(); r.ship(ctx) }()
@@ -266,13 +286,31 @@ func (r *Replica) listen(ctx context.Context) {
 
 // apply handles one change from the feed. It runs on the feed's goroutine,
 // one change at a time, so that a configuration change is applied before
-// the state commits it caused.
+// the state commits it caused: a state change is queued for the reader
+// (readStates), and any other change first applies the states queued
+// before it.
 func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
 	if !ch.At.IsZero() {
 		lag := max(r.cfg.Now().Sub(ch.At), 0)
 		r.lagNanos.Store(int64(lag))
 		r.obs.FeedLag(lag)
 	}
+	if ch.Kind == brownout.ChangeState || ch.Kind == brownout.ChangeRetire {
+		retire := ch.Kind == brownout.ChangeRetire
+		if !retire && r.ctl.HasVersion(ch.Service, ch.Version) {
+			return // this replica's own commit, or already applied
+		}
+		r.pendingMu.Lock()
+		p := r.pending[ch.Service]
+		r.pending[ch.Service] = pendingState{version: max(p.version, ch.Version), retire: p.retire || retire}
+		r.pendingMu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	r.applyPending(ctx)
 	var err error
 	switch ch.Kind {
 	case brownout.ChangeResync:
@@ -286,15 +324,6 @@ func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
 		}
 	case brownout.ChangeLost:
 		r.setFeed(false)
-	case brownout.ChangeState:
-		if r.ctl.HasVersion(ch.Service, ch.Version) {
-			return // this replica's own commit, or already applied
-		}
-		var st brownout.ServiceState
-		st, err = r.store.LoadService(ctx, ch.Service)
-		if err == nil {
-			r.ctl.ApplyState(st)
-		}
 	case brownout.ChangeConfig:
 		if err = r.ctl.ReloadConfig(ctx); err == nil {
 			err = r.ctl.Reevaluate(ctx, "config")
@@ -310,6 +339,62 @@ func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
 	}
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("apply change; will resync", "kind", ch.Kind, "service", ch.Service, "err", err)
+		r.dirty.Store(true)
+	}
+}
+
+// readStates applies queued state changes until ctx ends.
+func (r *Replica) readStates(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		r.applyPending(ctx)
+	}
+}
+
+// applyPending reads every queued state change's committed state in one
+// read and applies it (a state is applied only when newer than the one
+// held). A read that fails marks the replica for a resync.
+func (r *Replica) applyPending(ctx context.Context) {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	r.pendingMu.Lock()
+	if len(r.pending) == 0 {
+		r.pendingMu.Unlock()
+		return
+	}
+	names := make([]string, 0, len(r.pending))
+	for name, p := range r.pending {
+		if p.retire || !r.ctl.HasVersion(name, p.version) {
+			names = append(names, name)
+		}
+	}
+	clear(r.pending)
+	r.pendingMu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	var sts []brownout.ServiceState
+	var err error
+	if len(names) == 1 {
+		var st brownout.ServiceState
+		if st, err = r.store.LoadService(ctx, names[0]); err == nil {
+			sts = append(sts, st)
+		}
+	} else {
+		sts, err = r.store.LoadServiceStates(ctx, names)
+		if err == nil && len(sts) < len(names) {
+			err = fmt.Errorf("%d of %d announced services have no state", len(names)-len(sts), len(names))
+		}
+	}
+	for _, st := range sts {
+		r.ctl.ApplyState(st)
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("apply changes; will resync", "kind", brownout.ChangeState, "services", len(names), "err", err)
 		r.dirty.Store(true)
 	}
 }

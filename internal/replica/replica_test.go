@@ -40,6 +40,9 @@ func (s *feedStore) Replicas(context.Context, time.Duration) ([]brownout.Replica
 func (s *feedStore) LoadService(context.Context, string) (brownout.ServiceState, error) {
 	return brownout.ServiceState{}, errors.New("not here")
 }
+func (s *feedStore) LoadServiceStates(context.Context, []string) ([]brownout.ServiceState, error) {
+	return nil, errors.New("not here")
+}
 
 // flakyController fails its first `fail` re-reads, as a store only half
 // back after an outage does.
@@ -137,5 +140,98 @@ func TestStaleResyncDoesNotMarkReady(t *testing.T) {
 	r.markSynced(old)
 	if err := r.Ready(); !errors.Is(err, ErrCatchingUp) {
 		t.Fatalf("Ready() = %v, want ErrCatchingUp", err)
+	}
+}
+
+// batchStore answers state reads; its first read waits for release, so
+// that the changes announced meanwhile pile up.
+type batchStore struct {
+	feedStore
+	release chan struct{}
+	mu      sync.Mutex
+	reads   [][]string
+}
+
+func (s *batchStore) read(names []string) []brownout.ServiceState {
+	s.mu.Lock()
+	first := len(s.reads) == 0
+	s.reads = append(s.reads, names)
+	s.mu.Unlock()
+	if first {
+		<-s.release
+	}
+	var out []brownout.ServiceState
+	for _, n := range names {
+		out = append(out, brownout.ServiceState{Name: n, Version: 1})
+	}
+	return out
+}
+
+func (s *batchStore) LoadService(_ context.Context, name string) (brownout.ServiceState, error) {
+	return s.read([]string{name})[0], nil
+}
+
+func (s *batchStore) LoadServiceStates(_ context.Context, names []string) ([]brownout.ServiceState, error) {
+	return s.read(names), nil
+}
+
+// applyController records the states applied and, at a configuration
+// reload, how many had been applied.
+type applyController struct {
+	flakyController
+	mu            sync.Mutex
+	applied       []string
+	atReload      int
+	reloadedCount atomic.Int32
+}
+
+func (c *applyController) ApplyState(st brownout.ServiceState) {
+	c.mu.Lock()
+	c.applied = append(c.applied, st.Name)
+	c.mu.Unlock()
+}
+
+func (c *applyController) ReloadConfig(context.Context) error {
+	c.mu.Lock()
+	c.atReload = len(c.applied)
+	c.mu.Unlock()
+	c.reloadedCount.Add(1)
+	return nil
+}
+
+// TestStateChangesReadTogether: state changes announced while a read is
+// under way are read together in one query, and a configuration change
+// announced after them is applied only once they are.
+func TestStateChangesReadTogether(t *testing.T) {
+	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
+	ctl := &applyController{}
+	r := New(Config{ID: "r1", Ship: time.Hour, Heartbeat: time.Hour, LeaseTTL: time.Hour}, st, ctl, noTokens{}, noSubs{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
+	names := []string{"s0", "s1", "s2", "s3", "s4", "s5"}
+	for _, n := range names {
+		st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: n, Version: 1}
+	}
+	waitFor(t, "the first read", func() bool { st.mu.Lock(); defer st.mu.Unlock(); return len(st.reads) == 1 })
+	close(st.release)
+	st.changes <- brownout.Change{Kind: brownout.ChangeConfig}
+	waitFor(t, "the configuration reload", func() bool { return ctl.reloadedCount.Load() == 1 })
+
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	if ctl.atReload != len(names) {
+		t.Fatalf("%d of %d states applied before the configuration change that followed them", ctl.atReload, len(names))
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// The first read takes what was queued when the reader woke; the
+	// second, every state announced while the first was under way.
+	if len(st.reads) > 2 {
+		t.Fatalf("reads %v: want at most 2 (the first, then every state announced during it)", st.reads)
 	}
 }

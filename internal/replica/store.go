@@ -61,12 +61,15 @@ type Registry interface {
 	Replicas(ctx context.Context, within time.Duration) ([]brownout.Replica, error)
 }
 
-// StateReader reads one service's committed state, for a change the feed
+// StateReader reads services' committed states, for changes the feed
 // announced.
 type StateReader interface {
 	// LoadService returns the service's committed state (with Detail), or
 	// an ENOTFOUND *brownout.Error.
 	LoadService(ctx context.Context, name string) (brownout.ServiceState, error)
+	// LoadServiceStates returns the committed states (with Detail) of the
+	// named services in one read, leaving out names with no state.
+	LoadServiceStates(ctx context.Context, names []string) ([]brownout.ServiceState, error)
 }
 
 // Store is everything a replica needs from a store shared by several

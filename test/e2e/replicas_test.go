@@ -320,3 +320,90 @@ func TestReplicasSurviveLeaderLoss(t *testing.T) {
 		}
 	}
 }
+
+// A service retired through one replica leaves every replica's views, the
+// leader's included (which then stops evaluating it), and stays retired.
+func TestRetiredServiceLeavesEveryReplica(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	rs := map[string]*controller{}
+	ids := []string{"r1", "r2", "r3"}
+	for _, id := range ids {
+		rs[id] = startReplica(t, dsn, id)
+	}
+	var leader string
+	for deadline := time.Now().Add(10 * time.Second); leader == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no replica leads within 10 s of starting")
+		}
+		leader, _ = leaderOf(t, rs["r1"])
+	}
+	var follower string
+	for _, id := range ids {
+		if id != leader {
+			follower = id
+			break
+		}
+	}
+	// The service exists on every replica once a subscriber has made it.
+	w := watch(t, ctx, rs[follower].url(), adminToken, "old", "old-1")
+	waitLevel(t, "new service", 0, 10*time.Second, w)
+	w.c.CloseNow()
+	<-w.closed
+	status := func(id string) int {
+		st, _, err := newClient(rs[id].url(), adminToken).do(ctx, http.MethodGet, "/api/v1/services/old", nil)
+		if err != nil {
+			t.Fatalf("GET service on %s: %v", id, err)
+		}
+		return st
+	}
+	listed := func(id string) bool {
+		var out struct {
+			Items []struct {
+				Name string `json:"name"`
+			} `json:"items"`
+		}
+		newClient(rs[id].url(), adminToken).must(t, http.MethodGet, "/api/v1/services", nil, 200, &out)
+		for _, it := range out.Items {
+			if it.Name == "old" {
+				return true
+			}
+		}
+		return false
+	}
+	waitAll := func(what string, cond func(id string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for _, id := range ids {
+			for !cond(id) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: not so on %s within 5 s", what, id)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	waitAll("service known", func(id string) bool { return status(id) == 200 && listed(id) })
+
+	// Retired through the other follower (not the one that has seen a
+	// subscriber), so that every replica but one learns of it from the feed.
+	via := leader
+	for _, id := range ids {
+		if id != leader && id != follower {
+			via = id
+		}
+	}
+	newClient(rs[via].url(), adminToken).must(t, http.MethodDelete, "/api/v1/services/old", nil, 200, nil)
+	retired := time.Now()
+	waitAll("service retired", func(id string) bool { return status(id) == 404 && !listed(id) })
+	t.Logf("service retired through %s left every replica's views in %v", via, time.Since(retired))
+
+	// Several evaluation ticks later the leader has not brought it back.
+	time.Sleep(2500 * time.Millisecond)
+	for _, id := range ids {
+		if st := status(id); st != 404 || listed(id) {
+			t.Fatalf("retired service back on %s (GET %d)", id, st)
+		}
+	}
+}

@@ -462,11 +462,30 @@ func TestFeedAnnouncesRetirement(t *testing.T) {
 	if err := a.RetireService(ctx, "gone", at, brownout.AuditEntry{At: at, Actor: "x", Action: "service.retire", Target: "service:gone"}); err != nil {
 		t.Fatal(err)
 	}
-	if c := f.next(t, brownout.ChangeState); c.Service != "gone" || c.Version != 1 {
+	if c := f.next(t, brownout.ChangeRetire); c.Service != "gone" || c.Version != 1 {
 		t.Fatalf("retirement change %+v, want gone at version 1", c)
 	}
 	st, err := b.LoadService(ctx, "gone")
 	if err != nil || !st.RetiredAt.Equal(at) {
 		t.Fatalf("read back: %+v, %v; want retired at %s", st, err, at)
+	}
+}
+
+// A replica told of several state changes reads them in one query; a name
+// with no state is left out.
+func TestLoadServiceStates(t *testing.T) {
+	t.Parallel()
+	_, a, b := twoReplicas(t)
+	ctx := context.Background()
+	if err := a.SaveServiceStates(ctx, []brownout.StateChange{state("one", 1), state("two", 2), state("three", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	sts, err := b.LoadServiceStates(ctx, []string{"three", "one", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sts) != 2 || sts[0].Name != "one" || sts[0].Level != 1 || sts[1].Name != "three" || sts[1].Level != 3 ||
+		sts[1].Version != 1 || sts[1].Detail != "cpu 93 ≥ 90" {
+		t.Fatalf("states %+v, want one and three, detail included", sts)
 	}
 }

@@ -52,6 +52,30 @@ func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
 	return out, nil
 }
 
+// LoadServiceStates returns the committed states of the named services,
+// Detail and RetiredAt included, in one read; a name with no state is left
+// out. A replica told of several state changes on the feed at once reads
+// them with this.
+func (db *DB) LoadServiceStates(ctx context.Context, names []string) ([]brownout.ServiceState, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+serviceRead+` FROM services WHERE name = ANY($1) ORDER BY name`, names)
+	if err != nil {
+		return nil, fmt.Errorf("load service states: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []brownout.ServiceState
+	for rows.Next() {
+		st, err := scanService(rows)
+		if err != nil {
+			return nil, fmt.Errorf("load service states: %w", translate(err))
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load service states: %w", translate(err))
+	}
+	return out, nil
+}
+
 // LoadService returns the committed state of one service, Detail and
 // RetiredAt included; ENOTFOUND when it has none. A replica told of a state change on
 // the feed reads it with this.
@@ -213,6 +237,6 @@ func (db *DB) RetireService(ctx context.Context, name string, at time.Time, a br
 			return err
 		}
 		// Other replicas read the state again and find it retired.
-		return db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeState, Service: name, Version: uint64(version)})
+		return db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeRetire, Service: name, Version: uint64(version)})
 	})
 }
