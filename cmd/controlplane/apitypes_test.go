@@ -17,7 +17,7 @@ import (
 // through sdk/wire, as a tool outside the repository would: none of their
 // files imports the controller's packages.
 func TestClientCommandsImportOnlyTheSDKContract(t *testing.T) {
-	for _, file := range []string{"cli.go", "client.go", "watch.go"} {
+	for _, file := range []string{"cli.go", "client.go", "watch.go", "notify.go"} {
 		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ImportsOnly)
 		if err != nil {
 			t.Fatal(err)
@@ -74,6 +74,18 @@ func TestAPIAnswersDecodeStrictlyIntoAPITypes(t *testing.T) {
 	if created.Secret == "" || created.ID == "" {
 		t.Errorf("created token %+v: no id or secret", created)
 	}
+
+	st, body = srv.Do(t, http.MethodPost, "/api/v1/webhooks", admin, api.WebhookRequest{Name: "ops", URL: "http://127.0.0.1:9/hook", Events: []string{api.EventEmergencyOn}})
+	if st != http.StatusCreated {
+		t.Fatalf("POST /webhooks: %d %s", st, body)
+	}
+	var hook api.CreatedWebhook
+	strictDecode(t, "POST /webhooks", body, &hook)
+	if hook.Secret == "" || hook.ID == "" {
+		t.Errorf("created webhook %+v: no id or secret", hook)
+	}
+	get("/api/v1/webhooks", &api.Page[api.Webhook]{})
+	get("/api/v1/deadletters", &api.Page[api.Delivery]{})
 
 	var one api.ServiceView
 	get("/api/v1/services/checkout", &one)

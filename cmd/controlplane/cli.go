@@ -92,6 +92,15 @@ func commandGroups() []group {
 			{"list", "list tokens, revoked ones included", (*cli).tokenList},
 			{"revoke", "revoke a token and close its connections", (*cli).tokenRevoke},
 		}},
+		{"webhook", "create, list and delete webhooks", []subcommand{
+			{"create", "create a webhook and print its signing secret once", (*cli).webhookCreate},
+			{"list", "list webhooks", (*cli).webhookList},
+			{"delete", "delete a webhook and its pending deliveries", (*cli).webhookDelete},
+		}},
+		{"deadletter", "list and redrive webhook deliveries that ran out of attempts", []subcommand{
+			{"list", "list dead letters with their last error, newest first", (*cli).deadLetterList},
+			{"redrive", "send a dead letter again", (*cli).deadLetterRedrive},
+		}},
 	}
 }
 

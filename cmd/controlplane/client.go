@@ -237,3 +237,33 @@ func (c *client) revokeToken(ctx context.Context, id string) (api.Token, []byte,
 	raw, err := c.call(ctx, http.MethodDelete, "/api/v1/tokens/"+escape(id), nil, nil, &out)
 	return out, raw, err
 }
+
+func (c *client) createWebhook(ctx context.Context, req api.WebhookRequest) (api.CreatedWebhook, []byte, error) {
+	var out api.CreatedWebhook
+	raw, err := c.call(ctx, http.MethodPost, "/api/v1/webhooks", nil, req, &out)
+	return out, raw, err
+}
+
+func (c *client) webhooks(ctx context.Context) ([]api.Webhook, []byte, error) {
+	var out api.Page[api.Webhook]
+	raw, err := c.call(ctx, http.MethodGet, "/api/v1/webhooks", nil, nil, &out)
+	return out.Items, raw, err
+}
+
+func (c *client) deleteWebhook(ctx context.Context, id string) (api.Webhook, []byte, error) {
+	var out api.Webhook
+	raw, err := c.call(ctx, http.MethodDelete, "/api/v1/webhooks/"+escape(id), nil, nil, &out)
+	return out, raw, err
+}
+
+func (c *client) deadLetters(ctx context.Context, q url.Values) (api.Page[api.Delivery], []byte, error) {
+	var out api.Page[api.Delivery]
+	raw, err := c.call(ctx, http.MethodGet, "/api/v1/deadletters", q, nil, &out)
+	return out, raw, err
+}
+
+func (c *client) redrive(ctx context.Context, id string) (api.Delivery, []byte, error) {
+	var out api.Delivery
+	raw, err := c.call(ctx, http.MethodPost, "/api/v1/deadletters/"+escape(id)+"/redrive", nil, nil, &out)
+	return out, raw, err
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brownout-io/brownout"
+	"github.com/brownout-io/brownout/sdk/api"
 	"github.com/brownout-io/brownout/sdk/retry"
 )
 
@@ -173,12 +174,7 @@ func New(cfg Config, store Store, log *slog.Logger, reg prometheus.Registerer) *
 }
 
 // WebhookRequest is the body of POST /webhooks.
-type WebhookRequest struct {
-	Name   string   `json:"name"`
-	URL    string   `json:"url"`
-	Format string   `json:"format,omitempty"`
-	Events []string `json:"events,omitempty"`
-}
+type WebhookRequest = api.WebhookRequest
 
 func (n *Notifier) validate(req *WebhookRequest) error {
 	req.Name = strings.TrimSpace(req.Name)

@@ -7,14 +7,8 @@ import (
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/notify"
+	"github.com/brownout-io/brownout/sdk/api"
 )
-
-// webhookResponse is a webhook with, once, at creation, its signing
-// secret.
-type webhookResponse struct {
-	brownout.Webhook
-	Secret string `json:"secret,omitempty"`
-}
 
 func (s *Server) notifier(w http.ResponseWriter, r *http.Request) *notify.Notifier {
 	if s.cfg.Notify == nil {
@@ -38,7 +32,7 @@ func (s *Server) postWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, webhookResponse{Webhook: hook, Secret: secret})
+	writeJSON(w, http.StatusCreated, api.CreatedWebhook{Webhook: hook, Secret: secret})
 }
 
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {

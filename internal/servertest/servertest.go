@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/brownout-io/brownout/internal/app"
+	"github.com/brownout-io/brownout/internal/notify"
 )
 
 // AdminToken is the admin token every test server uses.
@@ -56,6 +57,9 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	cfg := app.Config{DataDir: tb.TempDir(), AdminToken: AdminToken}
 	cfg.Controller.EvalInterval = 50 * time.Millisecond
 	cfg.SampleFlush = 100 * time.Millisecond
+	// Webhooks may reach test receivers on loopback, and retry quickly.
+	cfg.Notify.Allow, cfg.Notify.AllowPrivate = notify.AllowList{"127.0.0.1", "localhost"}, true
+	cfg.Notify.BaseDelay, cfg.Notify.MaxDelay, cfg.Notify.Poll = 20*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
 	for _, o := range opts {
 		o(&cfg)
 	}
