@@ -140,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	a.DB = db
+	a.cfg.Notify.Exclusive = db // the data directory lock keeps other processes out
 	key, err := auth.LoadOrCreateSessionKey(cfg.DataDir)
 	if err != nil {
 		_ = db.Close()

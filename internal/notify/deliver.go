@@ -25,6 +25,13 @@ var errGone = errors.New("delivery gone")
 // flight; an interrupted one keeps its lease's worth of delay at most
 // before the next claim (here or on another replica) takes it again.
 func (n *Notifier) Run(ctx context.Context) {
+	if n.cfg.Exclusive != nil {
+		if freed, err := n.cfg.Exclusive.ReleaseLeases(ctx); err != nil {
+			n.log.Warn("free webhook delivery leases", "err", err)
+		} else if freed > 0 {
+			n.log.Info("webhook deliveries interrupted by the previous stop are due again", "deliveries", freed)
+		}
+	}
 	sem := make(chan struct{}, n.cfg.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()

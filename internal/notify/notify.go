@@ -84,6 +84,12 @@ type Config struct {
 	Workers int
 	// MaxWebhooks bounds the webhooks (50, --max-webhooks).
 	MaxWebhooks int
+	// Exclusive, when set, is the store when no other process delivers
+	// from it (SQLite, whose data directory is locked): Run frees the
+	// leases a killed predecessor left instead of waiting them out.
+	Exclusive interface {
+		ReleaseLeases(ctx context.Context) (int, error)
+	}
 	// Now is the clock.
 	Now func() time.Time
 }

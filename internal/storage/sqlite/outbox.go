@@ -331,3 +331,20 @@ func (db *DB) OutboxStats(ctx context.Context) (pending, dead int, err error) {
 	}
 	return pending, dead, nil
 }
+
+// ReleaseLeases frees every delivery's lease. Only one process opens the
+// file (the data directory is locked), so at start any lease left is a
+// killed predecessor's and need not be waited out; it returns how many
+// were freed. Attempts already counted stay counted.
+func (db *DB) ReleaseLeases(ctx context.Context) (int, error) {
+	var n int64
+	err := db.inTx(ctx, "release_leases", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_until = 0 WHERE lease_until > 0`)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
