@@ -45,6 +45,9 @@ type Options struct {
 // DB is the PostgreSQL store: a pgx pool on one database that several
 // controller replicas share. All methods are safe for concurrent use.
 type DB struct {
+	// Config holds the threshold and flag set methods.
+	storage.Config
+
 	pool    *pgxpool.Pool
 	config  *pgxpool.Config
 	log     *slog.Logger
@@ -122,7 +125,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", translate(err))
 	}
-	return &DB{pool: pool, config: cfg, log: log, replica: opts.Replica, writeTimeout: writeTimeout, now: time.Now, series: map[string]int64{}}, nil
+	db := &DB{pool: pool, config: cfg, log: log, replica: opts.Replica, writeTimeout: writeTimeout, now: time.Now, series: map[string]int64{}}
+	db.Config = storage.Config{Rows: configRows{db}}
+	return db, nil
 }
 
 // migrate applies the migrations through database/sql (goose's interface)

@@ -37,6 +37,9 @@ import (
 // three to five times higher, as writers that lose the lock sleep in
 // SQLite's busy handler instead of queueing.
 type DB struct {
+	// Config holds the threshold and flag set methods.
+	storage.Config
+
 	write *sql.DB
 	read  *sql.DB
 	log   *slog.Logger
@@ -69,6 +72,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("open db: %w", err)
 	}
 	db := &DB{log: log, path: abs, series: map[string]int64{}}
+	db.Config = storage.Config{Rows: configRows{db}}
 
 	// Writer: synchronous(FULL) so that an acknowledged write survives power
 	// loss, not only a process crash; _txlock=immediate takes the write lock
