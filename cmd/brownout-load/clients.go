@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -154,22 +152,8 @@ type clientProc struct {
 }
 
 func startClientProc(setup clientRequest) (*clientProc, error) {
-	self, err := os.Executable()
+	cmd, stdin, out, err := startSelf("prop-clients")
 	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, "prop-clients")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	p := &clientProc{cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), dec: json.NewDecoder(out), exited: make(chan struct{})}

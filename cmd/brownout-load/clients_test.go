@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"testing"
@@ -18,14 +16,7 @@ import (
 // for every subscriber, as with one process.
 func TestPropOverClientProcesses(t *testing.T) {
 	srv := servertest.Start(t)
-	b := &broadcaster{conns: map[*bconn]struct{}{}, direct: true}
-	b.version.Store(1)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/api/v1/subscribe", b.subscribe)
-	mux.HandleFunc("/broadcast", b.broadcast)
-	floor := httptest.NewServer(mux)
-	defer floor.Close()
-
+	floor := startFloor(t)
 	o, err := parseOptions("prop", []string{"--url", srv.URL, "--token", srv.AdminToken, "--pid", strconv.Itoa(os.Getpid()),
 		"--subs", "31", "--services", "3", "--changes", "4", "--rounds", "2", "--settle", "10ms", "--client-procs", "3"}, io.Discard)
 	if err != nil {

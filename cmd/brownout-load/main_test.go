@@ -66,14 +66,7 @@ func TestLoopbackOnly(t *testing.T) {
 // are there and consistent.
 func TestPropAndIngest(t *testing.T) {
 	srv := servertest.Start(t)
-	b := &broadcaster{conns: map[*bconn]struct{}{}, direct: true}
-	b.version.Store(1)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/api/v1/subscribe", b.subscribe)
-	mux.HandleFunc("/broadcast", b.broadcast)
-	floor := httptest.NewServer(mux)
-	defer floor.Close()
-
+	floor := startFloor(t)
 	o, err := parseOptions("all", []string{"--url", srv.URL, "--token", srv.AdminToken, "--pid", strconv.Itoa(os.Getpid()),
 		"--subs", "40", "--services", "3", "--changes", "6", "--rounds", "2", "--settle", "10ms",
 		"--reports", "2000", "--ingest-for", "2s", "--http-for", "1s", "--http-batch", "50"}, io.Discard)
@@ -110,4 +103,17 @@ func TestPropAndIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.printTable(io.Discard)
+}
+
+// startFloor runs the bare broadcaster in this process.
+func startFloor(t *testing.T) *httptest.Server {
+	t.Helper()
+	b := &broadcaster{conns: map[*bconn]struct{}{}, direct: true}
+	b.version.Store(1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/subscribe", b.subscribe)
+	mux.HandleFunc("/broadcast", b.broadcast)
+	floor := httptest.NewServer(mux)
+	t.Cleanup(floor.Close)
+	return floor
 }

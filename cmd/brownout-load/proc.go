@@ -165,23 +165,33 @@ type baselineProc struct {
 	exited chan struct{}
 }
 
-func startBaseline(mode string) (*baselineProc, error) {
+// startSelf starts this binary with args as a child that dies with this
+// process, and returns its stdin and stdout.
+func startSelf(args ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	cmd := exec.Command(self, "baseline-server", "--addr", "127.0.0.1:0", "--mode", mode)
+	cmd := exec.Command(self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, out, nil
+}
+
+func startBaseline(mode string) (*baselineProc, error) {
+	cmd, stdin, out, err := startSelf("baseline-server", "--addr", "127.0.0.1:0", "--mode", mode)
+	if err != nil {
 		return nil, err
 	}
 	b := &baselineProc{cmd: cmd, stdin: stdin, pid: cmd.Process.Pid, exited: make(chan struct{})}
