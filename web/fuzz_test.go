@@ -77,6 +77,7 @@ var dashboardForms = []string{
 	"/overrides", "/overrides/ov_nope/clear", "/emergency", "/emergency/end",
 	"/services/shop/thresholds", "/services/shop/thresholds/reset",
 	"/services/shop/flags", "/services/shop/flags/reset", "/tokens",
+	"/notifications/webhooks", "/notifications/webhooks/whk_nope/delete", "/notifications/deadletters/evt_nope.whk_nope/redrive",
 }
 
 // FuzzDashboardForms posts arbitrary bodies, with a valid session and CSRF

@@ -27,6 +27,7 @@ import (
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/controller"
+	"github.com/brownout-io/brownout/internal/notify"
 	"github.com/brownout-io/brownout/web/pages/errpage"
 	"github.com/brownout-io/brownout/web/ui"
 )
@@ -68,6 +69,8 @@ type Deps struct {
 	Sessions SessionStore
 	// OriginPatterns are extra hosts allowed to open the live websocket.
 	OriginPatterns []string
+	// Notify manages webhooks and dead letters; nil hides the page.
+	Notify *notify.Notifier
 }
 
 //go:embed static
@@ -176,6 +179,11 @@ func (h *handler) routes() http.Handler {
 	mux.HandleFunc("GET /tokens", h.page(h.tokensPage))
 	mux.HandleFunc("POST /tokens", h.action(true, h.createToken))
 	mux.HandleFunc("POST /tokens/{id}/revoke", h.action(true, h.revokeToken))
+
+	mux.HandleFunc("GET /notifications", h.page(h.notificationsPage))
+	mux.HandleFunc("POST /notifications/webhooks", h.action(true, h.createWebhook))
+	mux.HandleFunc("POST /notifications/webhooks/{id}/delete", h.action(true, h.deleteWebhook))
+	mux.HandleFunc("POST /notifications/deadletters/{id}/redrive", h.action(true, h.redriveDeadLetter))
 
 	mux.HandleFunc("GET /live", h.live)
 	mux.HandleFunc("/", h.page(func(w http.ResponseWriter, r *http.Request, rc reqCtx) {
@@ -330,16 +338,18 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, rc reqCtx, err er
 // flashes are the confirmations a redirect may ask for, by key, so that no
 // text travels in URLs.
 var flashes = map[string]string{
-	"emergency-on":     "Emergency mode is on: every service is at L3 MAINTENANCE.",
-	"emergency-off":    "Emergency mode has ended.",
-	"override-created": "Override created.",
-	"service-retired":  "Service retired; its history is kept.",
-	"override-cleared": "Override cleared.",
-	"thresholds-saved": "Thresholds saved. They apply from the next evaluation.",
-	"thresholds-reset": "Thresholds reset to the global defaults.",
-	"flags-saved":      "Flag sets saved and pushed.",
-	"flags-reset":      "Flag sets reset to the global defaults.",
-	"token-revoked":    "Token revoked; its sessions and connections are closed.",
+	"emergency-on":        "Emergency mode is on: every service is at L3 MAINTENANCE.",
+	"emergency-off":       "Emergency mode has ended.",
+	"override-created":    "Override created.",
+	"service-retired":     "Service retired; its history is kept.",
+	"override-cleared":    "Override cleared.",
+	"thresholds-saved":    "Thresholds saved. They apply from the next evaluation.",
+	"thresholds-reset":    "Thresholds reset to the global defaults.",
+	"flags-saved":         "Flag sets saved and pushed.",
+	"flags-reset":         "Flag sets reset to the global defaults.",
+	"token-revoked":       "Token revoked; its sessions and connections are closed.",
+	"webhook-deleted":     "Webhook deleted, with its pending deliveries.",
+	"deadletter-redriven": "Dead letter back in the outbox; it is delivered again shortly.",
 }
 
 func flashText(key string) string { return flashes[key] }

@@ -198,7 +198,7 @@ func (a *App) build(ctx context.Context, db Store, key []byte) error {
 	}
 	a.Notify = notify.New(cfg.Notify, db, cfg.Log, a.Metrics.Registry)
 	cfg.Server.Notify = a.Notify
-	dash := web.New(web.Deps{Replicas: a.replicas, Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, Sessions: db, OriginPatterns: cfg.Server.OriginPatterns})
+	dash := web.New(web.Deps{Replicas: a.replicas, Controller: a.Controller, Subscribers: a.Hub, Auth: a.Auth, History: db, Log: cfg.Log, Now: now, SessionKey: key, Sessions: db, OriginPatterns: cfg.Server.OriginPatterns, Notify: a.Notify})
 	a.Server = server.New(cfg.Server, a.Controller, a.Hub, a.Auth, db, a.Metrics, cfg.Log, dash)
 	return nil
 }

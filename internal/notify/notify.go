@@ -294,6 +294,9 @@ func (n *Notifier) Redrive(ctx context.Context, id string, actor brownout.Actor)
 	return d, nil
 }
 
+// Allowed returns the destination allow-list, for display.
+func (n *Notifier) Allowed() []string { return append([]string(nil), n.cfg.Allow...) }
+
 // Kick makes the deliverer look at the outbox now rather than at its next
 // poll.
 func (n *Notifier) Kick() {
