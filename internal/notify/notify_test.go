@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/notify"
 	"github.com/brownout-io/brownout/internal/storage"
@@ -132,7 +134,8 @@ func addEvent(t *testing.T, db *sqlite.DB, ev brownout.Event) {
 func TestFailsThenSucceeds(t *testing.T) {
 	db := openDB(t)
 	r := newReceiver(t, 2)
-	n := notify.New(fastConfig("127.0.0.1"), db, nil, nil)
+	reg := prometheus.NewRegistry()
+	n := notify.New(fastConfig("127.0.0.1"), db, nil, reg)
 	_, secret := create(t, n, r.URL+"/hook", brownout.FormatJSON)
 	r.secret.Store(&secret)
 	ev := storage.StaleEvent("checkout", false, 0, time.Now())
@@ -154,6 +157,27 @@ func TestFailsThenSucceeds(t *testing.T) {
 	}
 	if _, dead := stats(t, db); dead != 0 {
 		t.Fatalf("%d dead letters", dead)
+	}
+	want := map[string]float64{
+		"brownout_webhook_deliveries_total": 1, "brownout_webhook_failed_attempts_total": 2, "brownout_webhook_dead_lettered_total": 0,
+		"brownout_webhook_outbox_depth": -1, "brownout_webhook_dead_letters": -1, // gauges: present
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		w, ok := want[mf.GetName()]
+		if !ok {
+			continue
+		}
+		delete(want, mf.GetName())
+		if got := mf.GetMetric()[0].GetCounter().GetValue(); w >= 0 && got != w {
+			t.Errorf("%s = %v, want %v", mf.GetName(), got, w)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("metrics not registered: %v", want)
 	}
 }
 
