@@ -140,6 +140,14 @@ func scanDelivery(sc interface{ Scan(...any) error }, dead bool) (brownout.Deliv
 // ClaimDeliveries leases up to n due deliveries whose lease is free,
 // oldest first, until now+lease. One writer connection serialises claims.
 func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Duration, n int) ([]brownout.Delivery, error) {
+	// Deliverers poll: look before taking the write lock, so that an
+	// empty or waiting outbox costs one indexed read, not a transaction.
+	var one int
+	if err := db.read.QueryRowContext(ctx, `SELECT 1 FROM outbox WHERE next_at <= ? AND lease_until <= ? LIMIT 1`, now.UnixNano(), now.UnixNano()).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
 	var out []brownout.Delivery
 	err := db.inTx(ctx, "claim_deliveries", func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx,
