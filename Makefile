@@ -36,9 +36,10 @@ vet:
 
 lint: fmt-check vet
 
-## test-pg: only the tests that need PostgreSQL (127.0.0.1:5432 as postgres, or BROWNOUT_TEST_POSTGRES): the store's contract suite, the three-replica and the database-loss end-to-end tests
+## test-pg: only the tests that need PostgreSQL (127.0.0.1:5432 as postgres, or BROWNOUT_TEST_POSTGRES): the store's contract suite, webhook delivery by several replicas, the three-replica and the database-loss end-to-end tests
 test-pg:
 	$(GO) test -race -count=1 ./internal/storage/postgres/...
+	$(GO) test -race -count=1 -run 'TestReplicas' ./internal/notify/
 	$(GO) test -race -count=1 -run 'TestReplicas|TestDatabaseLoss' ./test/e2e/
 
 ## test: vet, gofmt check and the whole suite under the race detector
