@@ -68,6 +68,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	hookAttempts := fs.Int("webhook-max-attempts", 3, "attempts per webhook delivery before it moves to the dead letters")
 	hookTimeout := fs.Duration("webhook-timeout", 10*time.Second, "time limit of one webhook delivery attempt: connect, TLS and answer")
 	maxHooks := fs.Int("max-webhooks", notify.MaxWebhooksDefault, "most webhooks")
+	deadRet := fs.Duration("webhook-dead-letter-retention", notify.DeadLetterRetentionDefault, "keep webhook deliveries that ran out of attempts this long for a redrive")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: controlplane serve [flags]\n\nRuns the controller. Every flag can also be set as CONTROLPLANE_<FLAG> (e.g. CONTROLPLANE_ADDR,\nCONTROLPLANE_RAW_RETENTION); CONTROLPLANE_ADMIN_TOKEN sets the admin token.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -155,10 +156,10 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--webhook-allow: %w", err)
 	}
-	if *hookAttempts < 1 || *maxHooks < 1 || *hookTimeout <= 0 {
-		return usageError{"--webhook-max-attempts and --max-webhooks must be at least 1, --webhook-timeout positive"}
+	if *hookAttempts < 1 || *maxHooks < 1 || *hookTimeout <= 0 || *deadRet <= 0 {
+		return usageError{"--webhook-max-attempts and --max-webhooks must be at least 1, --webhook-timeout and --webhook-dead-letter-retention positive"}
 	}
-	cfg.Notify = notify.Config{Allow: allow, AllowPrivate: *hookPrivate, MaxAttempts: *hookAttempts, Timeout: *hookTimeout, MaxWebhooks: *maxHooks}
+	cfg.Notify = notify.Config{Allow: allow, AllowPrivate: *hookPrivate, MaxAttempts: *hookAttempts, Timeout: *hookTimeout, MaxWebhooks: *maxHooks, DeadLetterRetention: *deadRet}
 	var certs *certreload.Reloader
 	switch {
 	case (*tlsCert == "") != (*tlsKey == ""):

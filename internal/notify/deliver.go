@@ -37,7 +37,7 @@ func (n *Notifier) Run(ctx context.Context) {
 	defer wg.Wait()
 	t := time.NewTicker(n.cfg.Poll)
 	defer t.Stop()
-	var lastStats time.Time
+	var lastStats, lastPrune time.Time
 	for {
 		if free := n.cfg.Workers - len(sem); free > 0 {
 			n.claim(ctx, free, sem, &wg)
@@ -45,6 +45,10 @@ func (n *Notifier) Run(ctx context.Context) {
 		if now := time.Now(); now.Sub(lastStats) >= 5*time.Second {
 			lastStats = now
 			n.refreshStats(ctx)
+		}
+		if now := time.Now(); now.Sub(lastPrune) >= time.Hour {
+			lastPrune = now
+			n.pruneDeadLetters(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -64,6 +68,28 @@ func (n *Notifier) refreshStats(ctx context.Context) {
 	}
 	n.pending.Set(float64(p))
 	n.dead.Set(float64(d))
+}
+
+// pruneDeadLetters forgets dead letters past their retention, in small
+// batches so that writers are never held up for long. Every replica may
+// run it; the deletes do not conflict.
+func (n *Notifier) pruneDeadLetters(ctx context.Context) {
+	before := n.cfg.Now().Add(-n.cfg.DeadLetterRetention)
+	total := 0
+	for ctx.Err() == nil {
+		k, err := n.store.PruneDeadLetters(ctx, before, 500)
+		if err != nil {
+			n.log.Warn("prune dead letters", "err", err)
+			break
+		}
+		total += k
+		if k < 500 {
+			break
+		}
+	}
+	if total > 0 {
+		n.log.Info("dead letters past their retention deleted", "deleted", total, "retention", n.cfg.DeadLetterRetention)
+	}
 }
 
 func (n *Notifier) claim(ctx context.Context, free int, sem chan struct{}, wg *sync.WaitGroup) {

@@ -35,6 +35,9 @@ import (
 const (
 	// MaxWebhooksDefault is the default --max-webhooks.
 	MaxWebhooksDefault = 50
+	// DeadLetterRetentionDefault is the default
+	// --webhook-dead-letter-retention.
+	DeadLetterRetentionDefault = 30 * 24 * time.Hour
 	// MaxURLLen bounds a webhook URL.
 	MaxURLLen = 2048
 	// MaxNameLen bounds a webhook name.
@@ -59,6 +62,7 @@ type Store interface {
 	ListDeadLetters(ctx context.Context, f brownout.Filter) (brownout.Page[brownout.Delivery], error)
 	RedriveDeadLetter(ctx context.Context, id string, at time.Time, a brownout.AuditEntry) (brownout.Delivery, error)
 	OutboxStats(ctx context.Context) (pending, dead int, err error)
+	PruneDeadLetters(ctx context.Context, before time.Time, batch int) (int, error)
 }
 
 // Config tunes notifications. Zero values take the defaults.
@@ -84,6 +88,9 @@ type Config struct {
 	Workers int
 	// MaxWebhooks bounds the webhooks (50, --max-webhooks).
 	MaxWebhooks int
+	// DeadLetterRetention is how long dead letters are kept for a redrive
+	// (30 days, --webhook-dead-letter-retention).
+	DeadLetterRetention time.Duration
 	// Exclusive, when set, is the store when no other process delivers
 	// from it (SQLite, whose data directory is locked): Run frees the
 	// leases a killed predecessor left instead of waiting them out.
@@ -116,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWebhooks <= 0 {
 		c.MaxWebhooks = MaxWebhooksDefault
+	}
+	if c.DeadLetterRetention <= 0 {
+		c.DeadLetterRetention = DeadLetterRetentionDefault
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -372,3 +372,35 @@ func TestSignVerify(t *testing.T) {
 		}
 	}
 }
+
+// Dead letters past --webhook-dead-letter-retention are deleted; younger
+// ones stay for a redrive.
+func TestDeadLetterRetention(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	cfg := fastConfig("127.0.0.1")
+	cfg.DeadLetterRetention = time.Hour
+	n := notify.New(cfg, db, nil, nil)
+	create(t, n, "http://127.0.0.1:9/", brownout.FormatJSON)
+	addEvent(t, db, storage.StaleEvent("old", false, 0, time.Now()))
+	addEvent(t, db, storage.StaleEvent("young", false, 0, time.Now()))
+	ds, err := db.ClaimDeliveries(ctx, time.Now(), time.Hour, 10)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("claim %d %v", len(ds), err)
+	}
+	for _, d := range ds {
+		at := time.Now().Add(-time.Minute)
+		if d.Event.Service == "old" {
+			at = time.Now().Add(-2 * time.Hour)
+		}
+		if err := db.DeadLetter(ctx, d.ID, at, "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, n)
+	waitFor(t, "the old dead letter to go", func() bool { _, d := stats(t, db); return d == 1 })
+	page, _ := n.DeadLetters(ctx, brownout.Filter{})
+	if len(page.Items) != 1 || page.Items[0].Event.Service != "young" {
+		t.Fatalf("left %+v", page.Items)
+	}
+}

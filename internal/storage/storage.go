@@ -151,6 +151,9 @@ type Store interface {
 	// with its attempts reset, and writes a's audit entry; ENOTFOUND when
 	// unknown, ECONFLICT when its webhook was deleted.
 	RedriveDeadLetter(ctx context.Context, id string, at time.Time, a brownout.AuditEntry) (brownout.Delivery, error)
+	// PruneDeadLetters deletes up to batch dead letters that died before
+	// before, oldest first, and returns how many it deleted.
+	PruneDeadLetters(ctx context.Context, before time.Time, batch int) (int, error)
 	// OutboxStats counts pending deliveries and dead letters.
 	OutboxStats(ctx context.Context) (pending, dead int, err error)
 

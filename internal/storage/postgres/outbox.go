@@ -341,3 +341,16 @@ func (db *DB) OutboxStats(ctx context.Context) (pending, dead int, err error) {
 	}
 	return pending, dead, nil
 }
+
+// PruneDeadLetters deletes up to batch dead letters older than before.
+func (db *DB) PruneDeadLetters(ctx context.Context, before time.Time, batch int) (int, error) {
+	var n int64
+	err := db.inTx(ctx, "prune_dead_letters", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx,
+			`DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE dead_at < $1 ORDER BY seq LIMIT $2)`,
+			before.UnixNano(), batch)
+		n = tag.RowsAffected()
+		return err
+	})
+	return int(n), err
+}

@@ -356,3 +356,19 @@ func (db *DB) ReleaseLeases(ctx context.Context) (int, error) {
 	})
 	return int(n), err
 }
+
+// PruneDeadLetters deletes up to batch dead letters older than before.
+func (db *DB) PruneDeadLetters(ctx context.Context, before time.Time, batch int) (int, error) {
+	var n int64
+	err := db.inTx(ctx, "prune_dead_letters", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE dead_at < ? ORDER BY seq LIMIT ?)`,
+			before.UnixNano(), batch)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}

@@ -293,6 +293,20 @@ func testDeadLetterPagination(t *testing.T, open Opener) {
 	}
 	_, err = db.ListDeadLetters(ctx, brownout.Filter{Cursor: storage.EncodeCursor("audit", 3)})
 	WantCode(t, err, brownout.EBADREQUEST)
+
+	// Retention: only those dead before the cutoff go, in batches.
+	if n, err := db.PruneDeadLetters(ctx, TS(time.Minute), 10); err != nil || n != 0 {
+		t.Fatalf("pruned %d (%v) dead at the cutoff, want 0", n, err)
+	}
+	if n, err := db.PruneDeadLetters(ctx, TS(time.Hour), 3); err != nil || n != 3 {
+		t.Fatalf("pruned %d (%v), want a batch of 3", n, err)
+	}
+	if n, err := db.PruneDeadLetters(ctx, TS(time.Hour), 3); err != nil || n != 2 {
+		t.Fatalf("pruned %d (%v), want the last 2", n, err)
+	}
+	if _, d, _ := db.OutboxStats(ctx); d != 0 {
+		t.Fatalf("%d dead letters left", d)
+	}
 }
 
 // testClaimsDoNotOverlap: claimers racing on one store each get different
