@@ -16,7 +16,7 @@
 // every other respect: it stays valid for as long as anyone holds it (a
 // goroutine fn started, a logger keeping ctx.Value), reports Canceled (or
 // DeadlineExceeded, if that came first) once Run has returned, and keeps
-// answering Value from its parent. It costs one small allocation per call.
+// answering Value from its parent. It costs one 64-byte allocation per call.
 //
 // Config.UnsafeReuseContext recycles contexts nobody watched, which makes
 // Run allocation-free, at the cost its name says: fn must not keep the
@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -260,37 +261,52 @@ func (l *Layer) ComponentState() component.State {
 
 var pool = sync.Pool{New: func() any { return new(lazyCtx) }}
 
-// closedChan is what a released context's Done returns.
+// closedChan is what an ended context's Done returns.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // lazyCtx is the context Run passes to fn. It reports its deadline and
 // error from a clock read, and creates the Done channel, its timer and the
-// parent watch only when Done (or AfterFunc) is called.
+// parent watch (a watch, allocated apart) only when Done (or AfterFunc) is
+// called.
 //
 // When Run returns, a context whose Done or AfterFunc was never called is
-// marked ended: from then on it reports the error it ended with, and
-// returns a closed channel from Done. With UnsafeReuseContext it is
-// recycled instead. One that was observed may still be watched (by a
-// derived context, or a goroutine selecting on it), so it is closed when
-// Run returns, and never reused.
+// marked ended with one compare-and-swap of its state: from then on it
+// reports the error it ended with, and returns a closed channel from Done.
+// With UnsafeReuseContext it is recycled instead. One that was observed may
+// still be watched (by a derived context, or a goroutine selecting on it),
+// so it is closed when Run returns, and never reused.
+//
+// It is 64 bytes, one size class and one cache line: the call path
+// allocates and clears no more than that, and contexts recycled on
+// different CPUs never share a line.
 type lazyCtx struct {
 	parent   context.Context
 	deadline int64
 	clk      clock.Clock
-	// ended is set when Run returned without anyone having armed Done;
-	// err then holds the error the context ended with.
-	ended atomic.Bool
+	state    atomic.Uint32 // ctxRunning, ctxArming, ctxWatched or ctxEnded…
+	w        *watch        // set before state becomes ctxWatched
+	_        [8]byte       // to 64 bytes
+}
 
+// States of a lazyCtx. The ended states say which error it ended with.
+const (
+	ctxRunning      = iota // in Run, unwatched
+	ctxArming              // Done or AfterFunc is creating the watch
+	ctxWatched             // w is set: w.mu guards the rest
+	ctxEndedCancel         // Run returned: Canceled
+	ctxEndedTimeout        // Run returned after the deadline: DeadlineExceeded
+	ctxEndedParent         // Run returned after the parent ended: its error
+)
+
+// watch is what a context that someone watches needs: its channel, timer,
+// parent watch and AfterFunc callbacks.
+type watch struct {
 	mu     sync.Mutex
-	done   atomic.Pointer[chan struct{}]
+	done   chan struct{}
 	err    error
 	timer  *time.Timer
 	stop   func() bool
 	afters []*afterFunc
-
-	// Pad to 128 bytes, a size class whose objects never share a cache
-	// line: contexts recycled on different CPUs are written on every call.
-	_ [4]byte
 }
 
 type afterFunc struct{ f func() }
@@ -313,12 +329,28 @@ func (c *lazyCtx) Value(key any) any {
 	return nil
 }
 
+// watched waits out an arming in progress and returns the context's state,
+// never ctxArming.
+func (c *lazyCtx) watched() uint32 {
+	for {
+		st := c.state.Load()
+		if st != ctxArming {
+			return st
+		}
+		runtime.Gosched()
+	}
+}
+
 // Err implements context.Context.
 func (c *lazyCtx) Err() error {
-	if c.done.Load() != nil || c.ended.Load() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.err
+	switch st := c.state.Load(); st {
+	case ctxRunning, ctxArming:
+	case ctxWatched:
+		c.w.mu.Lock()
+		defer c.w.mu.Unlock()
+		return c.w.err
+	default:
+		return endedErr(st, c.parent)
 	}
 	p := c.parent
 	if p == nil {
@@ -333,43 +365,57 @@ func (c *lazyCtx) Err() error {
 	return nil
 }
 
+// endedErr is the error of an ended state.
+func endedErr(st uint32, parent context.Context) error {
+	switch st {
+	case ctxEndedTimeout:
+		return context.DeadlineExceeded
+	case ctxEndedParent:
+		if parent != nil {
+			if err := parent.Err(); err != nil {
+				return err // a context's error never changes once set
+			}
+		}
+	}
+	return context.Canceled
+}
+
 // Done implements context.Context. The first call arms a timer and watches
 // the parent.
 func (c *lazyCtx) Done() <-chan struct{} {
-	if d := c.done.Load(); d != nil {
-		return *d
+	w, fs := c.arm()
+	if w == nil {
+		return closedChan
 	}
-	c.mu.Lock()
-	ch, fs := c.armLocked()
-	c.mu.Unlock()
 	run(fs)
-	return ch
+	return w.done
 }
 
 // AfterFunc arranges for f to run in its own goroutine once the context is
 // done, like context.AfterFunc. Its presence also lets contexts derived from
 // this one (context.WithCancel and friends) watch it without a goroutine.
 func (c *lazyCtx) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	ch, fs := c.armLocked()
-	a := &afterFunc{f: f}
-	select {
-	case <-ch:
-		c.mu.Unlock()
-		run(fs)
+	w, fs := c.arm()
+	run(fs)
+	if w == nil {
 		go f()
 		return func() bool { return false }
-	default:
 	}
-	c.afters = append(c.afters, a)
-	c.mu.Unlock()
-	run(fs)
+	a := &afterFunc{f: f}
+	w.mu.Lock()
+	if w.err != nil {
+		w.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	w.afters = append(w.afters, a)
+	w.mu.Unlock()
 	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, x := range c.afters {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for i, x := range w.afters {
 			if x == a {
-				c.afters = append(c.afters[:i], c.afters[i+1:]...)
+				w.afters = append(w.afters[:i], w.afters[i+1:]...)
 				return true
 			}
 		}
@@ -377,41 +423,51 @@ func (c *lazyCtx) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
-// armLocked creates the Done channel if needed and returns it, with the
-// callbacks to run (after unlocking) if it was closed at once.
-func (c *lazyCtx) armLocked() (chan struct{}, []*afterFunc) {
-	if d := c.done.Load(); d != nil {
-		return *d, nil
+// arm creates the watch if needed and returns it, with the callbacks to
+// run if it was closed at once; nil if the context has ended unwatched.
+func (c *lazyCtx) arm() (*watch, []*afterFunc) {
+	for {
+		switch st := c.watched(); {
+		case st == ctxWatched:
+			return c.w, nil
+		case st != ctxRunning:
+			return nil, nil
+		case c.parent == nil:
+			return nil, nil // recycled: used after Run returned
+		}
+		if c.state.CompareAndSwap(ctxRunning, ctxArming) {
+			break
+		}
 	}
-	if c.parent == nil || c.ended.Load() {
-		return closedChan, nil // used after Run returned
-	}
-	ch := make(chan struct{})
-	c.done.Store(&ch)
+	w := &watch{done: make(chan struct{})}
+	c.w = w
+	w.mu.Lock()
+	c.state.Store(ctxWatched)
+	defer w.mu.Unlock()
 	if err := c.parent.Err(); err != nil {
-		return ch, c.closeLocked(err)
+		return w, w.closeLocked(err)
 	}
 	rem := c.deadline - c.now()
 	if rem <= 0 {
-		return ch, c.closeLocked(context.DeadlineExceeded)
+		return w, w.closeLocked(context.DeadlineExceeded)
 	}
-	c.timer = time.AfterFunc(time.Duration(rem), c.fire)
+	w.timer = time.AfterFunc(time.Duration(rem), c.fire)
 	if c.parent.Done() != nil {
-		c.stop = context.AfterFunc(c.parent, c.parentDone)
+		w.stop = context.AfterFunc(c.parent, c.parentDone)
 	}
-	return ch, nil
+	return w, nil
 }
 
 // closeLocked closes the Done channel with err, once, and returns the
 // AfterFunc callbacks to run once the lock is released.
-func (c *lazyCtx) closeLocked(err error) []*afterFunc {
-	if c.err != nil {
+func (w *watch) closeLocked(err error) []*afterFunc {
+	if w.err != nil {
 		return nil
 	}
-	c.err = err
-	close(*c.done.Load())
-	fs := c.afters
-	c.afters = nil
+	w.err = err
+	close(w.done)
+	fs := w.afters
+	w.afters = nil
 	return fs
 }
 
@@ -423,77 +479,72 @@ func run(fs []*afterFunc) {
 
 // fire runs when the timer expires.
 func (c *lazyCtx) fire() {
-	c.mu.Lock()
-	if rem := c.deadline - c.now(); rem > 0 {
+	w := c.w
+	w.mu.Lock()
+	if rem := c.deadline - c.now(); rem > 0 && w.err == nil {
 		// The coarse clock lags the timer: check again shortly.
-		c.timer.Reset(time.Duration(rem))
-		c.mu.Unlock()
+		w.timer.Reset(time.Duration(rem))
+		w.mu.Unlock()
 		return
 	}
-	fs := c.closeLocked(context.DeadlineExceeded)
-	c.mu.Unlock()
+	fs := w.closeLocked(context.DeadlineExceeded)
+	w.mu.Unlock()
 	run(fs)
 }
 
 func (c *lazyCtx) parentDone() {
-	c.mu.Lock()
-	fs := c.closeLocked(c.parent.Err())
-	c.mu.Unlock()
+	w := c.w
+	w.mu.Lock()
+	fs := w.closeLocked(c.parent.Err())
+	w.mu.Unlock()
 	run(fs)
 }
 
 // fired reports whether the Done channel was closed by the deadline.
 func (c *lazyCtx) fired() bool {
-	if c.done.Load() == nil {
+	if c.state.Load() != ctxWatched {
 		return false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err == context.DeadlineExceeded
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.w.err == context.DeadlineExceeded
 }
 
-// release ends the context when Run returns: an observed one is closed and
-// abandoned; an unobserved one is marked ended with the error it would
-// report now, or recycled when reuse is on.
+// release ends the context when Run returns: an unobserved one is marked
+// ended with the error it would report now (one compare-and-swap, no
+// lock), or recycled when reuse is on; an observed one is closed and
+// abandoned.
 func (c *lazyCtx) release(reuse bool) {
-	if c.done.Load() == nil { // never watched: nobody can be waiting on it
+	if c.state.Load() == ctxRunning { // never watched: nobody can be waiting on it
 		if reuse {
 			c.parent, c.clk = nil, nil
 			pool.Put(c)
 			return
 		}
-		c.mu.Lock()
-		if c.done.Load() == nil {
-			c.err = c.errNowLocked()
-			c.ended.Store(true)
-			c.mu.Unlock()
+		end := uint32(ctxEndedCancel)
+		if c.parent.Err() != nil {
+			end = ctxEndedParent
+		} else if c.now() >= c.deadline {
+			end = ctxEndedTimeout
+		}
+		if c.state.CompareAndSwap(ctxRunning, end) {
 			return
 		}
-		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	fs := c.closeLocked(context.Canceled)
-	if c.timer != nil {
-		c.timer.Stop()
+	if c.watched() != ctxWatched {
+		return
 	}
-	if c.stop != nil {
-		c.stop()
+	w := c.w
+	w.mu.Lock()
+	fs := w.closeLocked(context.Canceled)
+	if w.timer != nil {
+		w.timer.Stop()
 	}
-	c.mu.Unlock()
+	if w.stop != nil {
+		w.stop()
+	}
+	w.mu.Unlock()
 	run(fs)
-}
-
-// errNowLocked is the error an unwatched context ends with when Run
-// returns: its parent's, DeadlineExceeded if the deadline passed first, or
-// Canceled.
-func (c *lazyCtx) errNowLocked() error {
-	if err := c.parent.Err(); err != nil {
-		return err
-	}
-	if c.now() >= c.deadline {
-		return context.DeadlineExceeded
-	}
-	return context.Canceled
 }
 
 // String describes the context for debugging.

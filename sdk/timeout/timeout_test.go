@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,4 +332,39 @@ func TestRunContextAfterReturn(t *testing.T) {
 	}
 	<-late.Done()
 	_ = late.Value("k")
+}
+
+// Done, AfterFunc and Err called from a goroutine fn started, racing with
+// Run's return: whichever comes first, the channel closes, AfterFunc's
+// function runs, and the context ends with Canceled.
+func TestWatchRacingRunReturn(t *testing.T) {
+	l := New(Config{Name: "x", Timeout: time.Hour})
+	for i := 0; i < 2000; i++ {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		after := make(chan struct{})
+		l.Run(context.Background(), func(ctx context.Context) error {
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					<-ctx.Done()
+				} else {
+					context.AfterFunc(ctx, func() { close(after) })
+					<-after
+				}
+				if err := ctx.Err(); err != context.Canceled {
+					t.Errorf("call %d: Err() = %v after Done, want Canceled", i, err)
+				}
+			}()
+			go func() { defer wg.Done(); _ = ctx.Err() }()
+			return nil
+		})
+		ok := make(chan struct{})
+		go func() { wg.Wait(); close(ok) }()
+		select {
+		case <-ok:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d: a watcher of Run's context never saw it end", i)
+		}
+	}
 }
