@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -399,6 +401,40 @@ func (f *fleet) versionRange() (ok bool, lo, hi []uint64, seen []bool) {
 		}
 	}
 	return ok, lo, hi, seen
+}
+
+// describe is, per replica and service, the range of versions its
+// subscribers are on ("-" for a subscriber without one).
+func (f *fleet) describe() string {
+	type key struct{ replica, svc int }
+	lo, hi, none := map[key]uint64{}, map[key]uint64{}, map[key]int{}
+	replicas := 0
+	for _, s := range f.subs {
+		k := key{s.replica, s.svc}
+		replicas = max(replicas, s.replica+1)
+		v := s.version.Load()
+		if v == 0 {
+			none[k]++
+			continue
+		}
+		if l, ok := lo[k]; !ok || v < l {
+			lo[k] = v
+		}
+		hi[k] = max(hi[k], v)
+	}
+	var b strings.Builder
+	for r := range replicas {
+		fmt.Fprintf(&b, "replica %d:", r)
+		for svc := range f.services {
+			k := key{r, svc}
+			fmt.Fprintf(&b, " %s v%d-%d", f.services[svc], lo[k], hi[k])
+			if none[k] > 0 {
+				fmt.Fprintf(&b, " (%d without a version)", none[k])
+			}
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
 }
 
 // waitConverged polls until converged or timeout.

@@ -34,6 +34,8 @@ type subscriberSet interface {
 	await(ctx context.Context, id int64, t0 time.Time, timeout time.Duration, from int) (changeResult, error)
 	disarm()
 	errFrameCount() int64
+	// describe says, when subscribers do not converge, where they are.
+	describe() string
 	closeAll()
 }
 
@@ -96,6 +98,7 @@ func (l localSet) arm(id int64, affected []bool, from []uint64) error {
 func (l localSet) disarm()              { l.f.change.Store(0) }
 func (l localSet) errFrameCount() int64 { return l.f.errFrames.Load() }
 func (l localSet) closeAll()            { l.f.closeAll() }
+func (l localSet) describe() string     { return l.f.describe() }
 func (l localSet) await(ctx context.Context, id int64, t0 time.Time, timeout time.Duration, from int) (changeResult, error) {
 	var r changeResult
 	var err error
@@ -294,6 +297,11 @@ func (r *remoteSet) errFrameCount() int64 {
 		n += rep.ErrFrames
 	}
 	return n
+}
+
+func (r *remoteSet) describe() string {
+	ok, vs := r.versions()
+	return fmt.Sprintf("converged %v, newest versions %v", ok, vs)
 }
 
 func (r *remoteSet) closeAll() {

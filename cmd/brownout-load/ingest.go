@@ -115,8 +115,7 @@ func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult
 		return fmt.Errorf("%d of %d connections failed", failed, n)
 	}
 	if !f.waitConverged(ctx, 30*time.Second) {
-		_, lo, hi, _ := f.versionRange()
-		return fmt.Errorf("subscribers did not receive the first state (versions per service from %v to %v)", lo, hi)
+		return fmt.Errorf("subscribers did not receive the first state: %s; the replicas hold %s", f.describe(), t.serviceVersions(ctx))
 	}
 	before, err := t.allMetrics(ctx)
 	if err != nil {

@@ -303,7 +303,7 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 		return m, fmt.Errorf("%d of %d connections failed", failed, n)
 	}
 	if !waitVersions(ctx, f, 30*time.Second) {
-		return m, errors.New("subscribers did not receive the first state")
+		return m, fmt.Errorf("subscribers did not receive the first state: %s; the replicas hold %s", f.describe(), t.serviceVersions(ctx))
 	}
 	rss1, g1, err := t.settleSample(ctx, o.settle)
 	if err != nil {
@@ -333,7 +333,7 @@ func measureOurs(ctx context.Context, o *options, n, changes int, r *PropResult,
 	cpu0, _ := cpuSeconds(t.pid)
 	for k := 1; k <= changes && ctx.Err() == nil; k++ {
 		if !waitVersions(ctx, f, 10*time.Second) {
-			return m, errors.New("subscribers did not converge between changes")
+			return m, fmt.Errorf("subscribers did not converge between changes: %s; the replicas hold %s", f.describe(), t.serviceVersions(ctx))
 		}
 		_, vs := f.versions()
 		if err := f.arm(int64(k), affected, vs); err != nil {

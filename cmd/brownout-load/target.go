@@ -321,3 +321,23 @@ func (t *target) rss() int64 {
 	}
 	return n
 }
+
+// serviceVersions is every replica's version of every service, as its API
+// answers.
+func (t *target) serviceVersions(ctx context.Context) string {
+	var b strings.Builder
+	for i, u := range t.urls {
+		a := newAPI(u, t.token)
+		fmt.Fprintf(&b, "replica %d:", i)
+		for _, s := range t.services {
+			v, err := a.serviceVersion(ctx, s)
+			if err != nil {
+				fmt.Fprintf(&b, " %s (%v)", s, err)
+				continue
+			}
+			fmt.Fprintf(&b, " %s v%d", s, v)
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
+}
