@@ -148,6 +148,10 @@ func (n *Notifier) deliver(ctx context.Context, w brownout.Webhook, d brownout.D
 	r := retry.New(retry.Config{
 		MaxAttempts: left, BaseDelay: n.cfg.BaseDelay, MaxDelay: n.cfg.MaxDelay,
 		Budget: n.budget(w.ID),
+		// An attempt that timed out is retried (the default predicate
+		// stops on deadlines); what must not be retried is Permanent, and
+		// nothing is once the deliverer stops.
+		Retryable: func(error) bool { return ctx.Err() == nil },
 	})
 	err := r.Do(ctx, func(ctx context.Context) error {
 		attempt, err := n.store.StartAttempt(ctx, d.ID, n.cfg.Now(), n.lease)

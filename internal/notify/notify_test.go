@@ -404,3 +404,29 @@ func TestDeadLetterRetention(t *testing.T) {
 		t.Fatalf("left %+v", page.Items)
 	}
 }
+
+// A receiver that holds the first request past --webhook-timeout gets a
+// second attempt, which it answers: a timeout is retried, not buried.
+func TestTimeoutIsRetried(t *testing.T) {
+	db := openDB(t)
+	var calls atomic.Int64
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body) // so that the server notices the client leaving
+		if calls.Add(1) == 1 {
+			<-r.Context().Done()
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(recv.Close)
+	cfg := fastConfig("127.0.0.1")
+	cfg.Timeout = 200 * time.Millisecond
+	n := notify.New(cfg, db, nil, nil)
+	create(t, n, recv.URL, brownout.FormatJSON)
+	addEvent(t, db, storage.StaleEvent("checkout", false, 0, time.Now()))
+	run(t, n)
+	waitFor(t, "the delivery to settle", func() bool { p, _ := stats(t, db); return p == 0 })
+	if _, dead := stats(t, db); dead != 0 || calls.Load() != 2 {
+		t.Fatalf("%d dead letters after %d requests, want 0 after 2", dead, calls.Load())
+	}
+}
