@@ -5,8 +5,8 @@
 // same types, importing only this package, sdk/wire and sdk/component (the
 // standard library and nothing else).
 //
-// The push protocol's frames are in sdk/wire; docs/api.md and the OpenAPI
-// document describe the endpoints.
+// The push protocol's frames are in sdk/wire; the controller serves the
+// OpenAPI document that describes the endpoints at /api/openapi.yaml.
 package api
 
 import (
