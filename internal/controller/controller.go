@@ -176,6 +176,11 @@ type Controller struct {
 	foldMu   sync.Mutex
 	folds    map[string]map[string]*Fold
 	flushNow chan struct{}
+	// kicked are the services a report may escalate, waiting for Run
+	// (see kickService); kick wakes it.
+	kickMu sync.Mutex
+	kicked []*service
+	kick   chan struct{}
 }
 
 // New returns a controller over store that publishes to h. samples may be
@@ -199,6 +204,7 @@ func New(cfg Config, store Store, samples SampleSink, h Hub, log *slog.Logger, o
 		watchers:      map[chan struct{}]struct{}{},
 		folds:         map[string]map[string]*Fold{},
 		flushNow:      make(chan struct{}, 1),
+		kick:          make(chan struct{}, 1),
 	}
 	c.leading.Store(!cfg.Follower)
 	return c
@@ -271,17 +277,59 @@ func (c *Controller) Load(ctx context.Context) error {
 	return c.evaluateMany(ctx, c.serviceList(), now, func(*service) string { return triggerLoad })
 }
 
-// Run evaluates every service each EvalInterval until ctx ends.
+// Run evaluates every service each EvalInterval until ctx ends, and
+// between ticks the services a report may escalate (see Ingest), at most
+// once every EvalInterval/10.
 func (c *Controller) Run(ctx context.Context) {
 	t := time.NewTicker(c.cfg.EvalInterval)
 	defer t.Stop()
+	spacing := max(c.cfg.EvalInterval/10, time.Millisecond)
+	kick, kickAgain := c.kick, (<-chan time.Time)(nil)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			c.Tick(ctx)
+		case <-kick:
+			c.evaluateKicked(ctx)
+			kick, kickAgain = nil, time.After(spacing)
+		case <-kickAgain:
+			kick, kickAgain = c.kick, nil
 		}
+	}
+}
+
+// kickService asks Run to evaluate svc before the next tick: a report just
+// reached a threshold above its level. Kicks are coalesced.
+func (c *Controller) kickService(svc *service) {
+	if !svc.kicked.CompareAndSwap(false, true) {
+		return
+	}
+	c.kickMu.Lock()
+	c.kicked = append(c.kicked, svc)
+	c.kickMu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// evaluateKicked evaluates the kicked services, in name order.
+func (c *Controller) evaluateKicked(ctx context.Context) {
+	c.kickMu.Lock()
+	svcs := c.kicked
+	c.kicked = nil
+	c.kickMu.Unlock()
+	for _, svc := range svcs {
+		svc.kicked.Store(false)
+	}
+	if len(svcs) == 0 || !c.Leading() {
+		return
+	}
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].name < svcs[j].name })
+	if err := c.evaluateMany(ctx, svcs, c.cfg.Now(), func(*service) string { return triggerReport }); err != nil {
+		c.log.Error("evaluate", "err", err)
 	}
 }
 
@@ -443,7 +491,13 @@ func (c *Controller) Ingest(ctx context.Context, r health.Report) error {
 			c.componentsDropped.Add(1)
 		}
 	}
-	return c.inbox(svc, r, c.cfg.Now(), cost)
+	if err := c.inbox(svc, r, c.cfg.Now(), cost); err != nil {
+		return err
+	}
+	if svc.escalates(r) {
+		c.kickService(svc)
+	}
+	return nil
 }
 
 // inbox queues a report for svc's window; cost is the component budget it
@@ -558,6 +612,7 @@ func (c *Controller) drainLocked(svc *service) {
 // Triggers of an evaluation.
 const (
 	triggerTick     = "tick"
+	triggerReport   = "report"
 	triggerLoad     = "load"
 	triggerOverride = "override"
 	triggerExpiry   = "expiry"
@@ -706,11 +761,13 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
 	c.drainLocked(svc)
-	sig, live := svc.window.Signals(now)
+	obs, live := svc.window.Observe(now)
+	sig := obs.Window
 	svc.signals, svc.live = sig, live
 	prevEngine := svc.engine
-	eng, dec := levels.Evaluate(svc.engine, sig, live > 0, th, now)
+	eng, dec := levels.EvaluateObserved(svc.engine, obs, live > 0, th, now)
 	svc.engine = eng
+	svc.setBar(th, eng.Level)
 	old := svc.state
 	level := int(eng.Level)
 	ovID := ""
@@ -763,7 +820,7 @@ func (c *Controller) prepare(svc *service, now time.Time, trigger string) *pendi
 	next.Cause = cause
 	next.Detail = detail
 	if level != old.Level && trigger != triggerCreate {
-		inputs := api.LevelChangeInputs{Signals: sig, Instances: live, ComputedLevel: eng.Level, Decision: dec, Override: ov}
+		inputs := api.LevelChangeInputs{Signals: sig, Latest: obs.Latest, Instances: live, ComputedLevel: eng.Level, Decision: dec, Override: ov}
 		if dec == nil {
 			t := api.Thresholds(th)
 			inputs.Thresholds = &t
@@ -825,7 +882,11 @@ func (c *Controller) finish(p *pending) hub.Snapshot {
 func describe(d *levels.Decision) string {
 	t := d.Trigger
 	if t.Kind == "enter" {
-		return fmt.Sprintf("%s %s ≥ %s (enter %s)", t.Signal, signalText(t.Signal, t.Value), signalText(t.Signal, t.Threshold), t.Level)
+		where := ""
+		if t.Source == levels.SourceLatest {
+			where = " in the latest reports"
+		}
+		return fmt.Sprintf("%s %s ≥ %s%s (enter %s)", t.Signal, signalText(t.Signal, t.Value), signalText(t.Signal, t.Threshold), where, t.Level)
 	}
 	return fmt.Sprintf("below %s exit for %s (closest: %s %s < %s)", t.Level, time.Duration(d.CalmFor).Round(time.Second), t.Signal, signalText(t.Signal, t.Value), signalText(t.Signal, t.Threshold))
 }

@@ -83,10 +83,16 @@ func TestHysteresisThroughTheController(t *testing.T) {
 	if l, _ := level(t, c, "api"); l != 0 {
 		t.Fatalf("calm: level %d", l)
 	}
-	feed(95, 31*time.Second) // the window mean climbs through REDUCED and ESSENTIAL to MAINTENANCE
+	// The first report at 95 % CPU enters MAINTENANCE in the tick that
+	// follows it, although the window's mean is still 32 %.
+	feed(95, time.Second)
 	l, v3 := level(t, c, "api")
 	if l != 3 {
-		t.Fatalf("after 95%% CPU: level %d", l)
+		t.Fatalf("one tick after a report at 95%% CPU: level %d", l)
+	}
+	feed(95, 30*time.Second)
+	if l, v := level(t, c, "api"); l != 3 || v != v3 {
+		t.Fatalf("while CPU stays at 95%%: level %d v%d (was v%d)", l, v, v3)
 	}
 	feed(85, 40*time.Second) // below enter(3)=90 but above exit(3)=80: holds
 	if l, v := level(t, c, "api"); l != 3 || v != v3 {
@@ -140,7 +146,7 @@ func TestHysteresisThroughTheController(t *testing.T) {
 			t.Fatalf("change %+v lacks its trigger: %s", page.Items[i], page.Items[i].Inputs)
 		}
 	}
-	if want := []int{1, 2, 3, 2, 1, 0}; !equal(got, want) { // the window mean climbs through 1 and 2
+	if want := []int{3, 2, 1, 0}; !equal(got, want) { // straight to 3 on the latest report, down one step per cooldown
 		t.Fatalf("recorded levels %v, want %v", got, want)
 	}
 }
@@ -260,4 +266,57 @@ func itoa(i int) string {
 		i /= 10
 	}
 	return string(b)
+}
+
+// A report that reaches a threshold above the level is evaluated at once,
+// not at the next tick: with ticks an hour apart, the level still follows
+// the report within moments.
+func TestEscalatingReportDoesNotWaitForTheTick(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	db := openStore(t)
+	h := hub.New(hub.Config{Now: clk.Now}, nil)
+	c := controller.New(controller.Config{Now: clk.Now, EvalInterval: time.Hour}, db, nil, h, nil, nil)
+	if err := c.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := c.Ingest(ctx, report("api", "api-1", 30)); err != nil {
+		t.Fatal(err)
+	}
+	waitLevel := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			l, _ := level(t, c, "api")
+			if l == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("level %d 10s after the report, want %d", l, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	clk.Add(time.Second)
+	if err := c.Ingest(ctx, report("api", "api-1", 75)); err != nil {
+		t.Fatal(err)
+	}
+	waitLevel(1)
+	// The next kick comes at least EvalInterval/10 later (six minutes
+	// here): a report at 95 % is evaluated by then, at the latest at the
+	// tick.
+	clk.Add(time.Second)
+	if err := c.Ingest(ctx, report("api", "api-1", 95)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if l, _ := level(t, c, "api"); l != 1 {
+		t.Fatalf("a second kick within the spacing was evaluated: level %d", l)
+	}
+	c.Tick(ctx)
+	waitLevel(3)
 }

@@ -49,6 +49,45 @@ type service struct {
 	// retired is set, under commitMu, when the service is retired: no
 	// evaluation commits for it any more (a revival makes a new service).
 	retired atomic.Bool
+	// bar holds the enter thresholds of the level above the computed one
+	// (nil at MAINTENANCE), set at every evaluation, so that Ingest can
+	// tell without a lock that a report may escalate; kicked is set while
+	// the service waits for an evaluation on that account.
+	bar    atomic.Pointer[levels.LevelThresholds]
+	kicked atomic.Bool
+}
+
+// setBar records the thresholds a report must reach to escalate from l.
+func (s *service) setBar(t levels.Thresholds, l levels.Level) {
+	if l >= levels.MaxLevel {
+		s.bar.Store(nil)
+		return
+	}
+	if b := s.bar.Load(); b != nil && *b == t.For(l+1) {
+		return
+	}
+	b := t.For(l + 1)
+	s.bar.Store(&b)
+}
+
+// escalates reports whether r alone reaches an enter threshold above the
+// computed level (its error rate only over health.MinLatestRequests
+// requests or more): the aggregate may then escalate before the next tick.
+func (s *service) escalates(r health.Report) bool {
+	b := s.bar.Load()
+	if b == nil {
+		return false
+	}
+	if r.CPUPercent != nil && *r.CPUPercent >= b.CPU.Enter {
+		return true
+	}
+	if r.MemoryPercent != nil && *r.MemoryPercent >= b.Memory.Enter {
+		return true
+	}
+	if r.ErrorRate != nil {
+		return *r.ErrorRate >= b.ErrorRate.Enter
+	}
+	return r.Requests >= health.MinLatestRequests && float64(r.Errors) >= b.ErrorRate.Enter*float64(r.Requests)
 }
 
 // countInstancesLocked refreshes nInstances; mu held.

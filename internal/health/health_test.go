@@ -171,3 +171,45 @@ func TestDecodeReports(t *testing.T) {
 		t.Fatalf("batch over %d: got %v, want too_large", MaxBatch, err)
 	}
 }
+
+func TestObserveLatestReadings(t *testing.T) {
+	w := NewWindow(30*time.Second, 30*time.Second)
+	for i := 0; i < 9; i++ {
+		w.Add(rep("a", 40, 50, 100, 0), t0.Add(time.Duration(i)*time.Second))
+		w.Add(rep("b", 40, 30, 100, 0), t0.Add(time.Duration(i)*time.Second))
+	}
+	// The burst: both instances' newest reports read 100 % CPU and 10 %
+	// errors; a late report from before (buffered while disconnected)
+	// does not replace the newest.
+	w.Add(rep("a", 100, 50, 100, 10), t0.Add(9*time.Second))
+	w.Add(rep("b", 100, 30, 100, 10), t0.Add(9*time.Second))
+	w.Add(rep("b", 5, 30, 100, 0), t0.Add(8500*time.Millisecond))
+	o, live := w.Observe(t0.Add(9 * time.Second))
+	if live != 2 {
+		t.Fatalf("live %d", live)
+	}
+	if o.Latest.CPUPercent != 100 || o.Latest.MemoryPercent != 40 || math.Abs(o.Latest.ErrorRate-0.1) > 1e-12 {
+		t.Fatalf("latest %+v", o.Latest)
+	}
+	if o.Window.CPUPercent > 50 || o.Window.ErrorRate > 0.02 {
+		t.Fatalf("window %+v should still read the calm", o.Window)
+	}
+	if s, _ := w.Signals(t0.Add(9 * time.Second)); s != o.Window {
+		t.Fatalf("Signals %+v, Observe's window %+v", s, o.Window)
+	}
+	// Too few requests in the latest reports for their own error rate:
+	// the window's stands in.
+	w.Add(rep("a", 40, 50, 3, 2), t0.Add(10*time.Second))
+	w.Add(rep("b", 40, 30, 2, 1), t0.Add(10*time.Second))
+	o, _ = w.Observe(t0.Add(10 * time.Second))
+	if o.Latest.ErrorRate != o.Window.ErrorRate || o.Latest.ErrorRate > 0.1 {
+		t.Fatalf("latest error rate %v on 5 requests, window %v", o.Latest.ErrorRate, o.Window.ErrorRate)
+	}
+	// A client that sends only a rate is taken at its word.
+	er := 0.3
+	w.Add(Report{Service: "checkout", Instance: "c", CPUPercent: f(10), MemoryPercent: f(10), ErrorRate: &er}, t0.Add(10*time.Second))
+	o, _ = w.Observe(t0.Add(10 * time.Second))
+	if got, want := o.Latest.ErrorRate, (2+1+0.3)/(3+2+1); math.Abs(got-want) > 1e-12 {
+		t.Fatalf("latest error rate %v, want %v", got, want)
+	}
+}

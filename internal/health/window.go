@@ -15,6 +15,11 @@ const (
 	// MaxSamplesPerInstance bounds one instance's window whatever its
 	// report rate; the oldest sample goes first.
 	MaxSamplesPerInstance = 256
+	// MinLatestRequests is how many requests the latest reports must
+	// count together before their own error rate is taken as a reading:
+	// below it (one error in three requests) the latest error rate is the
+	// window's.
+	MinLatestRequests = 20
 )
 
 type sample struct {
@@ -38,11 +43,12 @@ type InstanceStats struct {
 }
 
 type instance struct {
-	samples    []sample // ordered by arrival; trimmed to the window
-	lastSeen   time.Time
-	lastCPU    float64
-	lastMem    float64
-	components map[string]component.State
+	samples  []sample // ordered by arrival; trimmed to the window
+	lastSeen time.Time
+	last     sample // the report with the latest "at"
+	// lastRateOnly: that report sent an error rate, not counts.
+	lastRateOnly bool
+	components   map[string]component.State
 }
 
 // Window is one service's sliding window of reports, per instance. It is
@@ -90,7 +96,8 @@ func (w *Window) Add(r Report, now time.Time) {
 	in.samples = append(in.samples, s)
 	if !at.Before(in.lastSeen) {
 		in.lastSeen = at
-		in.lastCPU, in.lastMem = s.cpu, s.mem
+		in.last = s
+		in.lastRateOnly = r.ErrorRate != nil
 	}
 	if r.Components != nil {
 		in.components = r.Components
@@ -99,13 +106,25 @@ func (w *Window) Add(r Report, now time.Time) {
 	w.pendingErrors += s.errors
 }
 
-// Signals aggregates the live instances at now: mean CPU and memory of each
-// live instance's window, averaged over instances, and error rate =
-// Σerrors/Σrequests over the window. live is the number of instances that
-// reported within staleAfter.
+// Signals aggregates the live instances at now over the window: the
+// Window half of Observe.
 func (w *Window) Signals(now time.Time) (sig levels.Signals, live int) {
+	o, live := w.Observe(now)
+	return o.Window, live
+}
+
+// Observe aggregates the live instances at now. Window: mean CPU and
+// memory of each live instance's window, averaged over instances, and
+// error rate = Σerrors/Σrequests over the window. Latest: the same over
+// each live instance's most recent report, except that the error rate is
+// the window's while those reports count fewer than MinLatestRequests
+// requests (and none sent a rate of its own). live is the number of
+// instances that reported within staleAfter.
+func (w *Window) Observe(now time.Time) (o levels.Observed, live int) {
 	cutoff := now.Add(-w.span)
 	var cpuSum, memSum, req, errs float64
+	var lcpu, lmem, lreq, lerrs float64
+	rateOnly := false
 	for _, in := range w.instances {
 		in.trim(cutoff)
 		if now.Sub(in.lastSeen) > w.staleAfter || len(in.samples) == 0 {
@@ -122,15 +141,26 @@ func (w *Window) Signals(now time.Time) (sig levels.Signals, live int) {
 		n := float64(len(in.samples))
 		cpuSum += c / n
 		memSum += m / n
+		lcpu += in.last.cpu
+		lmem += in.last.mem
+		lreq += in.last.requests
+		lerrs += in.last.errors
+		rateOnly = rateOnly || in.lastRateOnly
 	}
 	if live > 0 {
-		sig.CPUPercent = cpuSum / float64(live)
-		sig.MemoryPercent = memSum / float64(live)
+		o.Window.CPUPercent = cpuSum / float64(live)
+		o.Window.MemoryPercent = memSum / float64(live)
+		o.Latest.CPUPercent = lcpu / float64(live)
+		o.Latest.MemoryPercent = lmem / float64(live)
 	}
 	if req > 0 {
-		sig.ErrorRate = errs / req
+		o.Window.ErrorRate = errs / req
 	}
-	return sig, live
+	o.Latest.ErrorRate = o.Window.ErrorRate
+	if lreq > 0 && (lreq >= MinLatestRequests || rateOnly) {
+		o.Latest.ErrorRate = lerrs / lreq
+	}
+	return o, live
 }
 
 func (in *instance) trim(cutoff time.Time) {
@@ -175,7 +205,7 @@ func (w *Window) Instances(now time.Time) []InstanceStats {
 		in.trim(cutoff)
 		st := InstanceStats{
 			Name: name, LastSeen: in.lastSeen, Stale: now.Sub(in.lastSeen) > w.staleAfter,
-			CPUPercent: in.lastCPU, MemoryPercent: in.lastMem, Components: in.components,
+			CPUPercent: in.last.cpu, MemoryPercent: in.last.mem, Components: in.components,
 		}
 		var req, errs float64
 		for _, s := range in.samples {

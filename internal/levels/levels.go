@@ -1,8 +1,12 @@
 // Package levels turns service signals and stored thresholds into a
-// degradation level, with hysteresis: escalate at once to the highest level
-// whose enter threshold any signal reaches, de-escalate one level at a time
-// only after every signal has stayed below the current level's exit
-// threshold for the cooldown.
+// degradation level, with asymmetric hysteresis: escalate at once to the
+// highest level whose enter threshold any signal reaches in the latest
+// reports (or in the window), de-escalate one level at a time only after
+// every signal, in the window and in the latest reports, has stayed below
+// the current level's exit threshold for the cooldown. Escalating is fast
+// and de-escalating slow on purpose: a late degradation costs the requests
+// a saturated service takes meanwhile, a late recovery only some optional
+// content.
 //
 // The package is pure: time comes in as a value, nothing here does I/O.
 package levels
@@ -162,31 +166,65 @@ type State struct {
 	CalmSince time.Time `json:"calm_since,omitzero"`
 }
 
+// Observed is what one evaluation looks at: the latest readings (each live
+// instance's most recent report), on which the level escalates at once,
+// and the aggregate over the window, which must agree with the latest
+// readings that the service is calm before it de-escalates.
+type Observed struct {
+	Latest Signals `json:"latest"`
+	Window Signals `json:"window"`
+}
+
+// Sources of a trigger's value.
+const (
+	SourceLatest = "latest"
+	SourceWindow = "window"
+)
+
 // Trigger names the signal and threshold a decision turned on.
 type Trigger = api.Trigger
 
 // Decision explains a computed level change: what it was decided on.
 type Decision = api.Decision
 
-// Evaluate computes the next state from the current one. live tells whether
-// the service has any live instance; without one the level is held and the
-// cooldown restarts. It returns a non-nil Decision only when the level
-// changes. t must be valid.
+// Evaluate is EvaluateObserved with sig as both the latest readings and
+// the window's aggregate.
 func Evaluate(st State, sig Signals, live bool, t Thresholds, now time.Time) (State, *Decision) {
+	return EvaluateObserved(st, Observed{Latest: sig, Window: sig}, live, t, now)
+}
+
+// EvaluateObserved computes the next state from the current one. live
+// tells whether the service has any live instance; without one the level
+// is held and the cooldown restarts. It returns a non-nil Decision only
+// when the level changes. t must be valid.
+//
+// It escalates at once to the highest level whose enter threshold any
+// signal reaches, in the latest readings or in the window. It
+// de-escalates one level, and only after every signal has stayed below
+// the current level's exit threshold, in both, for the cooldown; the next
+// step needs a full cooldown of its own.
+func EvaluateObserved(st State, obs Observed, live bool, t Thresholds, now time.Time) (State, *Decision) {
 	if !live {
 		return State{Level: st.Level}, nil
 	}
-	// Escalation: the highest level any signal has entered.
+	// Escalation: the highest level any signal has entered, the latest
+	// readings first.
 	target, trig := Full, Trigger{}
 	for l := Maintenance; l >= Reduced; l-- {
-		if tr, ok := entered(sig, t.For(l)); ok {
+		if tr, ok := entered(obs.Latest, t.For(l)); ok {
+			tr.Source = SourceLatest
+			target, trig = l, tr
+			break
+		}
+		if tr, ok := entered(obs.Window, t.For(l)); ok {
+			tr.Source = SourceWindow
 			target, trig = l, tr
 			break
 		}
 	}
 	if target > st.Level {
 		return State{Level: target}, &Decision{
-			From: st.Level, To: target, Trigger: trig, Signals: sig,
+			From: st.Level, To: target, Trigger: trig, Signals: obs.Window, Latest: obs.Latest,
 			Thresholds: t.For(target), Cooldown: t.Cooldown,
 		}
 	}
@@ -194,7 +232,7 @@ func Evaluate(st State, sig Signals, live bool, t Thresholds, now time.Time) (St
 		return State{Level: Full}, nil
 	}
 	cur := t.For(st.Level)
-	closest, calm := belowExit(sig, cur)
+	closest, calm := calmBelow(obs, cur)
 	if !calm {
 		return State{Level: st.Level}, nil
 	}
@@ -208,17 +246,36 @@ func Evaluate(st State, sig Signals, live bool, t Thresholds, now time.Time) (St
 	next := st.Level - 1
 	closest.Level = st.Level
 	d := &Decision{
-		From: st.Level, To: next, Trigger: closest, Signals: sig,
+		From: st.Level, To: next, Trigger: closest, Signals: obs.Window, Latest: obs.Latest,
 		Thresholds: cur, Cooldown: t.Cooldown, CalmFor: Duration(calmFor),
 	}
 	// The next step needs its own full cooldown below its own exit.
 	ns := State{Level: next}
 	if next > Full {
-		if _, ok := belowExit(sig, t.For(next)); ok {
+		if _, ok := calmBelow(obs, t.For(next)); ok {
 			ns.CalmSince = now
 		}
 	}
 	return ns, d
+}
+
+// calmBelow reports whether every signal is below its exit threshold in
+// both the window and the latest readings, and the one closest to its
+// threshold.
+func calmBelow(obs Observed, lt LevelThresholds) (Trigger, bool) {
+	w, ok := belowExit(obs.Window, lt)
+	if !ok {
+		return Trigger{}, false
+	}
+	l, ok := belowExit(obs.Latest, lt)
+	if !ok {
+		return Trigger{}, false
+	}
+	w.Source, l.Source = SourceWindow, SourceLatest
+	if l.Threshold > 0 && w.Threshold > 0 && l.Value/l.Threshold > w.Value/w.Threshold {
+		return l, true
+	}
+	return w, true
 }
 
 // entered reports the first signal at or above its enter threshold.

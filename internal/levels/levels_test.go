@@ -219,3 +219,107 @@ func TestThresholdsJSONRoundTrip(t *testing.T) {
 		t.Fatal("a number cooldown was accepted")
 	}
 }
+
+func obs(latest, window Signals) Observed { return Observed{Latest: latest, Window: window} }
+
+func TestOneHotTickEscalatesWithinOneEvaluation(t *testing.T) {
+	// The window still reads the calm before the burst (mean 44 %); the
+	// latest reports already read 100 %: one evaluation escalates, to the
+	// highest level the latest readings enter.
+	th := Default()
+	st, d := EvaluateObserved(State{}, obs(sig(100, 30, 0), sig(44, 30, 0)), true, th, t0)
+	if st.Level != Maintenance || d == nil {
+		t.Fatalf("got %+v %+v, want MAINTENANCE at once", st, d)
+	}
+	if d.Trigger.Source != SourceLatest || d.Trigger.Signal != SignalCPU || d.Trigger.Value != 100 || d.Trigger.Threshold != 90 {
+		t.Fatalf("trigger %+v", d.Trigger)
+	}
+	if d.Signals.CPUPercent != 44 || d.Latest.CPUPercent != 100 {
+		t.Fatalf("decision signals: window %+v latest %+v", d.Signals, d.Latest)
+	}
+	// One step up from the latest readings, whatever the window says.
+	st, d = EvaluateObserved(State{}, obs(sig(72, 30, 0), sig(20, 30, 0)), true, th, t0)
+	if st.Level != Reduced || d == nil || d.Trigger.Source != SourceLatest {
+		t.Fatalf("got %+v %+v, want REDUCED", st, d)
+	}
+	// The window alone still escalates (a level never enters later than it
+	// did when only the window counted).
+	st, d = EvaluateObserved(State{}, obs(sig(20, 30, 0), sig(81, 30, 0)), true, th, t0)
+	if st.Level != Essential || d == nil || d.Trigger.Source != SourceWindow {
+		t.Fatalf("got %+v %+v, want ESSENTIAL from the window", st, d)
+	}
+}
+
+func TestSpikeThenCalmDoesNotOscillate(t *testing.T) {
+	// One report at 95 % CPU among reports at 40 %, evaluated every second
+	// for ten minutes with the window's mean as a 30 s window would give
+	// it: one escalation, then one step down per cooldown, never up again.
+	th := Default()
+	const window = 30
+	readings := make([]float64, 600)
+	for i := range readings {
+		readings[i] = 40
+	}
+	readings[100] = 95
+	st := State{}
+	var changes []string
+	var lastChange time.Time
+	for i, v := range readings {
+		lo := max(0, i-window+1)
+		var sum float64
+		for _, r := range readings[lo : i+1] {
+			sum += r
+		}
+		mean := sum / float64(i+1-lo)
+		now := t0.Add(time.Duration(i) * time.Second)
+		var d *Decision
+		st, d = EvaluateObserved(st, obs(sig(v, 10, 0), sig(mean, 10, 0)), true, th, now)
+		if d == nil {
+			continue
+		}
+		if d.To < d.From && !lastChange.IsZero() && now.Sub(lastChange) < time.Duration(th.Cooldown) {
+			t.Fatalf("at %ds: stepped down %s→%s %v after the previous change, within the cooldown", i, d.From, d.To, now.Sub(lastChange))
+		}
+		lastChange = now
+		changes = append(changes, d.From.String()+"→"+d.To.String())
+	}
+	want := []string{"FULL→MAINTENANCE", "MAINTENANCE→ESSENTIAL", "ESSENTIAL→REDUCED", "REDUCED→FULL"}
+	if strings.Join(changes, " ") != strings.Join(want, " ") {
+		t.Fatalf("changes %v, want %v", changes, want)
+	}
+}
+
+func TestDeescalationNeedsTheWindow(t *testing.T) {
+	// The latest readings are calm but the window is not: no calm, no
+	// step down, however long it lasts.
+	th := Default()
+	st := State{Level: Essential}
+	for i := 0; i <= 300; i++ {
+		var d *Decision
+		st, d = EvaluateObserved(st, obs(sig(10, 10, 0), sig(72, 10, 0)), true, th, t0.Add(time.Duration(i)*time.Second))
+		if d != nil || st.Level != Essential || !st.CalmSince.IsZero() {
+			t.Fatalf("at %ds: %+v %+v while the window is above exit", i, st, d)
+		}
+	}
+	// Nor the other way round: a calm window with a latest reading above
+	// exit (a step down now would come straight back up).
+	st = State{Level: Essential, CalmSince: t0}
+	st, d := EvaluateObserved(st, obs(sig(75, 10, 0), sig(30, 10, 0)), true, th, t0.Add(10*time.Minute))
+	if d != nil || st.Level != Essential || !st.CalmSince.IsZero() {
+		t.Fatalf("stepped down on a calm window with a hot latest reading: %+v %+v", st, d)
+	}
+	// Once both are calm, the full cooldown is still needed.
+	calm := obs(sig(10, 10, 0), sig(30, 10, 0))
+	st, _ = EvaluateObserved(st, calm, true, th, t0)
+	st, d = EvaluateObserved(st, calm, true, th, t0.Add(59*time.Second))
+	if d != nil || st.Level != Essential {
+		t.Fatalf("stepped down before the cooldown: %+v %+v", st, d)
+	}
+	st, d = EvaluateObserved(st, calm, true, th, t0.Add(60*time.Second))
+	if d == nil || st.Level != Reduced || d.Trigger.Kind != "exit" {
+		t.Fatalf("no step down after the cooldown: %+v %+v", st, d)
+	}
+	if d.Trigger.Source != SourceWindow || d.Trigger.Value != 30 {
+		t.Fatalf("closest signal: %+v, want the window's cpu", d.Trigger)
+	}
+}

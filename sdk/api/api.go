@@ -172,7 +172,10 @@ type LevelChange struct {
 // override in force, PreviousOverrideID the one before it on a change an
 // override caused, cleared or let expire.
 type LevelChangeInputs struct {
-	Signals            Signals     `json:"signals"`
+	Signals Signals `json:"signals"`
+	// Latest are the latest reports' signals (each live instance's most
+	// recent report), on which levels escalate.
+	Latest             Signals     `json:"latest"`
 	Instances          int         `json:"instances"`
 	ComputedLevel      Level       `json:"computed_level"`
 	Decision           *Decision   `json:"decision,omitempty"`
@@ -289,6 +292,9 @@ type Trigger struct {
 	Signal    string  `json:"signal"`
 	Value     float64 `json:"value"`
 	Threshold float64 `json:"threshold"`
+	// Source says where Value comes from: "latest" (the latest reports)
+	// or "window" (the aggregate over the window).
+	Source string `json:"source,omitempty"`
 	// Kind is "enter" (a signal reached an enter threshold) or "exit" (every
 	// signal stayed below the exit thresholds for the cooldown; Signal then
 	// names the one closest to its exit threshold).
@@ -299,10 +305,12 @@ type Trigger struct {
 
 // Decision explains a computed level change: what it was decided on.
 type Decision struct {
-	From       Level           `json:"from_level"`
-	To         Level           `json:"to_level"`
-	Trigger    Trigger         `json:"trigger"`
+	From    Level   `json:"from_level"`
+	To      Level   `json:"to_level"`
+	Trigger Trigger `json:"trigger"`
+	// Signals are the window's aggregate, Latest the latest reports'.
 	Signals    Signals         `json:"signals"`
+	Latest     Signals         `json:"latest"`
 	Thresholds LevelThresholds `json:"thresholds"`
 	Cooldown   Duration        `json:"cooldown"`
 	// CalmFor is how long the signals had stayed below exit, on a

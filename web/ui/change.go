@@ -37,6 +37,7 @@ type changeInputs struct {
 			Value     float64 `json:"value"`
 			Threshold float64 `json:"threshold"`
 			Kind      string  `json:"kind"`
+			Source    string  `json:"source"`
 			Level     int     `json:"level"`
 		} `json:"trigger"`
 		CalmFor json.RawMessage `json:"calm_for"`
@@ -63,7 +64,11 @@ func ChangeOf(lc brownout.LevelChange) Change {
 		case in.Decision != nil:
 			t := in.Decision.Trigger
 			if t.Kind == "enter" {
-				c.Summary = fmt.Sprintf("%s %s ≥ %s (enter %s)", t.Signal, sigFmt(t.Signal, t.Value), sigFmt(t.Signal, t.Threshold), LevelLabel(t.Level))
+				where := ""
+				if t.Source == "latest" {
+					where = " in the latest reports"
+				}
+				c.Summary = fmt.Sprintf("%s %s ≥ %s%s (enter %s)", t.Signal, sigFmt(t.Signal, t.Value), sigFmt(t.Signal, t.Threshold), where, LevelLabel(t.Level))
 			} else {
 				calm := ""
 				var s string
