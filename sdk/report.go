@@ -24,24 +24,53 @@ func (c *Client) Record(err error) {
 	}
 }
 
-// runReporter builds a report every interval and queues it for the
-// connection; the ring keeps the newest while disconnected.
+// Between reports the client probes CPU and memory every probeEvery (or
+// every half report interval, if shorter), and reports at once when their
+// reading over the last two probes (about half a second) is at least
+// earlyJump points above what it last reported: a burst reaches the
+// controller, which escalates on the latest reports, within about half a
+// second instead of up to an interval later and diluted over it. A
+// report's CPU is the mean over the time since the previous report, as
+// before; an early report's is the reading over the last two probes.
+const (
+	probeEvery = 250 * time.Millisecond
+	earlyJump  = 20.0
+)
+
+// runReporter builds a report every interval, and early ones on a jump,
+// and queues them for the connection; the ring keeps the newest while
+// disconnected.
 func (c *Client) runReporter() {
 	defer c.wg.Done()
 	t := time.NewTicker(c.cfg.reportInterval)
 	defer t.Stop()
+	probe := time.NewTicker(min(probeEvery, c.cfg.reportInterval/2))
+	defer probe.Stop()
 	// Prime the CPU sampler so that the first report covers one interval.
-	c.cfg.sampler.sample()
+	var p probes
+	p.start(c.cfg.sampler.sample())
 	for {
+		var cpu, mem float64
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-probe.C:
+			pc, pm := c.cfg.sampler.sample()
+			p.add(pc, pm, time.Now())
+			var early bool
+			if cpu, mem, early = p.early(); !early {
+				continue
+			}
 		case <-t.C:
+			pc, pm := c.cfg.sampler.sample()
+			p.add(pc, pm, time.Now())
+			cpu, mem = p.mean()
 		}
 		if c.Err() != nil {
 			return // never again connected: nothing to report to
 		}
-		c.ring.push(c.buildReport())
+		p.reported(cpu, mem)
+		c.ring.push(c.buildReportOf(cpu, mem))
 		select {
 		case c.reportReady <- struct{}{}:
 		default:
@@ -49,8 +78,66 @@ func (c *Client) runReporter() {
 	}
 }
 
+// probes accumulates CPU readings between reports.
+type probes struct {
+	last           time.Time
+	busy, wall     float64    // Σ cpu×seconds and Σ seconds since the last report
+	mem            float64    // the latest memory reading
+	recent         [2]reading // the last two probes, newest first
+	sentCPU, sentM float64    // what the last report said
+}
+
+type reading struct{ cpu, secs float64 }
+
+// start begins at a first reading: jumps count from it.
+func (p *probes) start(cpu, mem float64) {
+	p.last, p.sentCPU, p.sentM = time.Now(), cpu, mem
+}
+
+func (p *probes) add(cpu, mem float64, now time.Time) {
+	secs := now.Sub(p.last).Seconds()
+	p.last = now
+	if secs <= 0 {
+		return
+	}
+	p.busy += cpu * secs
+	p.wall += secs
+	p.mem = mem
+	p.recent[1], p.recent[0] = p.recent[0], reading{cpu, secs}
+}
+
+// mean is the CPU over the time since the last report, and the latest
+// memory reading.
+func (p *probes) mean() (cpu, mem float64) {
+	if p.wall > 0 {
+		cpu = p.busy / p.wall
+	}
+	return clampPercent(cpu), p.mem
+}
+
+// early reports whether the last two probes read a jump worth reporting
+// now, and their reading.
+func (p *probes) early() (cpu, mem float64, ok bool) {
+	a, b := p.recent[0], p.recent[1]
+	if a.secs == 0 || b.secs == 0 {
+		return 0, 0, false
+	}
+	cpu = clampPercent((a.cpu*a.secs + b.cpu*b.secs) / (a.secs + b.secs))
+	return cpu, p.mem, cpu >= p.sentCPU+earlyJump || p.mem >= p.sentM+earlyJump
+}
+
+// reported starts a new report's span.
+func (p *probes) reported(cpu, mem float64) {
+	p.busy, p.wall = 0, 0
+	p.sentCPU, p.sentM = cpu, mem
+}
+
 func (c *Client) buildReport() Report {
 	cpu, mem := c.cfg.sampler.sample()
+	return c.buildReportOf(cpu, mem)
+}
+
+func (c *Client) buildReportOf(cpu, mem float64) Report {
 	at := c.cfg.clock.Now().UTC()
 	r := Report{
 		CPUPercent:    &cpu,

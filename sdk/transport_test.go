@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -334,5 +335,61 @@ func TestSnapshotsAreConsistent(t *testing.T) {
 	wg.Wait()
 	if reads.Load() == 0 {
 		t.Fatal("no reads")
+	}
+}
+
+// switchSampler reads a CPU the test sets.
+type switchSampler struct{ cpu atomic.Uint64 }
+
+func (s *switchSampler) sample() (float64, float64) {
+	return math.Float64frombits(s.cpu.Load()), 40
+}
+
+// A jump in CPU is reported at once, not at the next report: with reports
+// a minute apart, the controller hears of a burst within a second or so.
+func TestJumpIsReportedEarly(t *testing.T) {
+	f := newFakeController(t)
+	s := &switchSampler{}
+	s.cpu.Store(math.Float64bits(30))
+	c := mustConnect(t, f.srv.URL, WithToken("secret"), fastOpts(func(c *config) { c.sampler = s }), WithReportInterval(time.Minute))
+	recvAck(t, f)
+	// Steady: nothing early (30 % is where the jumps count from).
+	select {
+	case r := <-f.reports:
+		t.Fatalf("a report before any jump: %+v", r)
+	case <-time.After(time.Second):
+	}
+	c.Record(nil)
+	s.cpu.Store(math.Float64bits(45)) // +15: not a jump
+	select {
+	case r := <-f.reports:
+		t.Fatalf("a report on +15 points: %+v", r)
+	case <-time.After(time.Second):
+	}
+	jumped := time.Now()
+	s.cpu.Store(math.Float64bits(95))
+	select {
+	case r := <-f.reports:
+		if r.CPUPercent == nil || *r.CPUPercent < 65 || r.Requests != 1 {
+			t.Fatalf("early report %+v (cpu %v)", r, *r.CPUPercent)
+		}
+		t.Logf("early report %v after the jump, cpu %.1f", time.Since(jumped), *r.CPUPercent)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no early report within 20s of a jump to 95 %")
+	}
+	// Staying high is no new jump.
+	select {
+	case r := <-f.reports:
+		if *r.CPUPercent < 85 {
+			t.Fatalf("second report %+v (cpu %v)", r, *r.CPUPercent)
+		}
+		// A second early report may follow the first while the two-probe
+		// reading climbs to 95; then nothing.
+		select {
+		case r := <-f.reports:
+			t.Fatalf("a third report while CPU stays at 95: %+v", r)
+		case <-time.After(time.Second):
+		}
+	case <-time.After(time.Second):
 	}
 }
