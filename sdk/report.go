@@ -27,7 +27,9 @@ func (c *Client) Record(err error) {
 // Between reports the client probes CPU and memory every probeEvery (or
 // every half report interval, if shorter), and reports at once when their
 // reading over the last two probes (about half a second) is at least
-// earlyJump points above what it last reported: a burst reaches the
+// earlyJump points above what it last reported, and again while it keeps
+// climbing by earlyClimb points after an early report (the first one,
+// taken as the burst began, reads only part of it): a burst reaches the
 // controller, which escalates on the latest reports, within about half a
 // second instead of up to an interval later and diluted over it. A
 // report's CPU is the mean over the time since the previous report, as
@@ -35,6 +37,7 @@ func (c *Client) Record(err error) {
 const (
 	probeEvery = 250 * time.Millisecond
 	earlyJump  = 20.0
+	earlyClimb = 5.0
 )
 
 // runReporter builds a report every interval, and early ones on a jump,
@@ -61,15 +64,16 @@ func (c *Client) runReporter() {
 			if cpu, mem, early = p.early(); !early {
 				continue
 			}
+			p.reported(cpu, mem, true)
 		case <-t.C:
 			pc, pm := c.cfg.sampler.sample()
 			p.add(pc, pm, time.Now())
 			cpu, mem = p.mean()
+			p.reported(cpu, mem, false)
 		}
 		if c.Err() != nil {
 			return // never again connected: nothing to report to
 		}
-		p.reported(cpu, mem)
 		c.ring.push(c.buildReportOf(cpu, mem))
 		select {
 		case c.reportReady <- struct{}{}:
@@ -85,6 +89,7 @@ type probes struct {
 	mem            float64    // the latest memory reading
 	recent         [2]reading // the last two probes, newest first
 	sentCPU, sentM float64    // what the last report said
+	sentEarly      bool       // the last report was an early one
 }
 
 type reading struct{ cpu, secs float64 }
@@ -123,13 +128,17 @@ func (p *probes) early() (cpu, mem float64, ok bool) {
 		return 0, 0, false
 	}
 	cpu = clampPercent((a.cpu*a.secs + b.cpu*b.secs) / (a.secs + b.secs))
-	return cpu, p.mem, cpu >= p.sentCPU+earlyJump || p.mem >= p.sentM+earlyJump
+	step := earlyJump
+	if p.sentEarly {
+		step = earlyClimb
+	}
+	return cpu, p.mem, cpu >= p.sentCPU+step || p.mem >= p.sentM+step
 }
 
 // reported starts a new report's span.
-func (p *probes) reported(cpu, mem float64) {
+func (p *probes) reported(cpu, mem float64, early bool) {
 	p.busy, p.wall = 0, 0
-	p.sentCPU, p.sentM = cpu, mem
+	p.sentCPU, p.sentM, p.sentEarly = cpu, mem, early
 }
 
 func (c *Client) buildReport() Report {

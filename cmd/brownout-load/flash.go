@@ -35,14 +35,14 @@ import (
 const (
 	runNone      = "none"      // no controller: every feature on throughout
 	runBrownout  = "brownout"  // Brownout, default thresholds; optional routes not shed
-	runShed      = "shed"      // Brownout plus Shed on the optional routes
+	runShed      = "shed"      // Brownout plus Shed on the optional routes and a bulkhead on optional work
 	runEssential = "essential" // pinned at ESSENTIAL throughout: the utility floor
 )
 
 var runLabels = map[string]string{
 	runNone:      "(a) no controller, all features on",
 	runBrownout:  "(b) Brownout, default thresholds",
-	runShed:      "(c) Brownout + Shed on optional routes",
+	runShed:      "(c) Brownout + Shed and a bulkhead on optional work",
 	runEssential: "floor: pinned at ESSENTIAL",
 }
 
@@ -60,6 +60,7 @@ type flashConfig struct {
 	calibrate       time.Duration
 	busy            float64
 	reportEvery     time.Duration
+	optionalLimit   int
 	sloFactor       float64
 	outDir          string
 	benchMD         string
@@ -96,6 +97,7 @@ func parseFlash(args []string, stderr io.Writer) (*flashConfig, error) {
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "a request still unanswered after this long (from its scheduled time) fails")
 	fs.IntVar(&c.maxInflight, "max-inflight", 4000, "requests outstanding at once; an arrival beyond it fails at once")
 	fs.DurationVar(&c.reportEvery, "report-every", time.Second, "the shop's SDK report interval")
+	fs.IntVar(&c.optionalLimit, "optional-limit", runtime.NumCPU(), "run (c): slots of the bulkhead the shop runs optional work in (0: none)")
 	fs.Float64Var(&c.sloFactor, "slo-factor", 3, "the SLO on essential p99: this many times run (a)'s steady-phase p99")
 	fs.StringVar(&c.outDir, "svg", "docs", "directory for flash-latency.svg and flash-utility.svg (empty: none)")
 	fs.StringVar(&c.benchMD, "bench-md", "", "Markdown file whose flash section (between <!-- flash:begin --> and <!-- flash:end -->) is rewritten")
@@ -161,6 +163,8 @@ func parseFlash(args []string, stderr io.Writer) (*flashConfig, error) {
 		return nil, errors.New("--slo-factor must be at least 1")
 	case c.reportEvery != 0 && c.reportEvery < 100*time.Millisecond:
 		return nil, errors.New("--report-every must be at least 100ms")
+	case c.optionalLimit < 0 || c.optionalLimit > 1000:
+		return nil, errors.New("--optional-limit must be 0 to 1000")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -437,6 +441,9 @@ func calibrate(ctx context.Context, c *flashConfig, log io.Writer) (rate, perReq
 func runOnce(ctx context.Context, c *flashConfig, kind string, rate float64, log io.Writer) (*FlashRun, error) {
 	run := &FlashRun{Kind: kind, Label: runLabels[kind]}
 	shopArgs := []string{"--work", strconv.Itoa(c.work), "--shed=" + strconv.FormatBool(kind != runBrownout)}
+	if kind == runShed {
+		shopArgs = append(shopArgs, "--optional-limit", strconv.Itoa(c.optionalLimit))
+	}
 	var a *api
 	service := "shop"
 	if kind != runNone {

@@ -170,7 +170,7 @@ func TestFlashShort(t *testing.T) {
 	}
 	got, _ := os.ReadFile(md)
 	if s := string(got); strings.Count(s, "<!-- flash:begin -->") != 1 || !strings.HasPrefix(s, "# Numbers\n\nbefore\n") ||
-		!strings.Contains(s, "brownout-load flash --url") || !strings.Contains(s, "| (c) Brownout + Shed on optional routes |") {
+		!strings.Contains(s, "brownout-load flash --url") || !strings.Contains(s, "| (c) Brownout + Shed and a bulkhead on optional work |") {
 		t.Errorf("BENCHMARKS section:\n%s", s)
 	}
 }

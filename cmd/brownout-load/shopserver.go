@@ -37,6 +37,8 @@ func shopServerCmd(args []string) error {
 	shed := fs.Bool("shed", true, "shed the optional routes with 503 from --shed-from on")
 	shedFrom := fs.Int("shed-from", int(sdk.LevelEssential), "level from which optional routes are shed")
 	reportEvery := fs.Duration("report-every", 5*time.Second, "SDK report interval (negative: no reports)")
+	optLimit := fs.Int("optional-limit", 0, "run optional work in a bulkhead of this many slots (0: no limit)")
+	optWait := fs.Duration("optional-wait", 20*time.Millisecond, "with --optional-limit: how long an answer waits for a slot before it goes without its optional content")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,7 +70,7 @@ func shopServerCmd(args []string) error {
 		return err
 	}
 	defer client.Close()
-	opts := []shop.Option{shop.WithWork(*work), shop.WithShedFrom(sdk.Level(*shedFrom))}
+	opts := []shop.Option{shop.WithWork(*work), shop.WithShedFrom(sdk.Level(*shedFrom)), shop.WithOptionalLimit(*optLimit, *optWait)}
 	if !*shed {
 		opts = append(opts, shop.WithoutShed())
 	}

@@ -25,8 +25,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/brownout-io/brownout/sdk"
+	"github.com/brownout-io/brownout/sdk/bulkhead"
 )
 
 // Flag names, as in the controller's default flag sets.
@@ -99,9 +101,32 @@ func WithWork(n int) Option {
 	return func(s *Shop) { s.work = min(max(n, 1), 100) }
 }
 
+// WithOptionalLimit runs the optional work of every answer (a product
+// page's optional parts, the recommendations route) in a bulkhead of n
+// slots: an answer that finds no slot free within wait is served without
+// its optional content. A burst then costs the shop n CPU-bound requests
+// at a time however many arrive, from its first moment, before the
+// controller's level reaches the shop, and the goroutines waiting for a
+// slot are parked rather than competing for the CPU with the ones that
+// would apply the new level. n ≤ 0 sets no limit (the default); wait ≤ 0
+// means no waiting.
+func WithOptionalLimit(n int, wait time.Duration) Option {
+	return func(s *Shop) {
+		if n <= 0 {
+			return
+		}
+		queue := 4 * n
+		if wait <= 0 {
+			queue = 0
+		}
+		s.optional = bulkhead.New(bulkhead.Config{Name: "optional", MaxConcurrent: n, MaxQueue: queue, QueueTimeout: wait})
+	}
+}
+
 // Shop holds the catalogue and the in-memory feature state.
 type Shop struct {
 	client   *sdk.Client
+	optional *bulkhead.Bulkhead // nil: no limit
 	noShed   bool
 	shedFrom sdk.Level
 	work     int
@@ -185,26 +210,51 @@ func (s *Shop) product(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page := Page{Product: p, Level: s.client.Level().String()}
+	page := Page{Product: p, Level: s.client.Level().String(), Stock: s.cached[p.ID]}
 	served := 0
-	page.Stock, page.StockRealTime = s.stock(p.ID)
-	if page.StockRealTime {
-		served++
-	}
-	if s.client.Enabled(FlagRecommendations) {
-		page.Recommendations = s.recommend(p.ID, 5)
-		served++
-	}
-	if s.client.Enabled(FlagPersonalization) {
-		page.ForYou = s.personalize(r.Header.Get("X-User"))
-		served++
-	}
-	if s.client.Enabled(FlagAnalytics) {
-		s.record(p)
-		served++
+	if ok, held := s.acquireOptional(r); ok {
+		page.Stock, page.StockRealTime = s.stock(p.ID)
+		if page.StockRealTime {
+			served++
+		}
+		if s.client.Enabled(FlagRecommendations) {
+			page.Recommendations = s.recommend(p.ID, 5)
+			served++
+		}
+		if s.client.Enabled(FlagPersonalization) {
+			page.ForYou = s.personalize(r.Header.Get("X-User"))
+			served++
+		}
+		if s.client.Enabled(FlagAnalytics) {
+			s.record(p)
+			served++
+		}
+		if held {
+			s.optional.Release()
+		}
 	}
 	optionalHeaders(w, 4, served)
 	writeJSON(w, page)
+}
+
+// acquireOptional takes a slot for optional work: ok is false when the
+// bulkhead is full (the answer goes without its optional content), held
+// says a slot was taken (and must be released).
+func (s *Shop) acquireOptional(r *http.Request) (ok, held bool) {
+	if s.optional == nil || !s.anyOptional() {
+		return true, false
+	}
+	if s.optional.Acquire(r.Context()) != nil {
+		return false, false
+	}
+	return true, true
+}
+
+// anyOptional tells whether any optional feature is on: with all of them
+// off there is nothing to hold a slot for.
+func (s *Shop) anyOptional() bool {
+	return s.client.Enabled(FlagRealTimeData) || s.client.Enabled(FlagRecommendations) ||
+		s.client.Enabled(FlagPersonalization) || s.client.Enabled(FlagAnalytics)
 }
 
 func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
@@ -212,12 +262,19 @@ func (s *Shop) recommendations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.client.Enabled(FlagRecommendations) {
+	ok, held := false, false
+	if s.client.Enabled(FlagRecommendations) {
+		ok, held = s.acquireOptional(r)
+	}
+	if !ok {
 		optionalHeaders(w, 1, 0)
 		writeJSON(w, []Product{})
 		return
 	}
 	recs := s.recommend(p.ID, 10)
+	if held {
+		s.optional.Release()
+	}
 	optionalHeaders(w, 1, 1)
 	writeJSON(w, recs)
 }

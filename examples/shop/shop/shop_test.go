@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/brownout-io/brownout/examples/shop/shop"
 	"github.com/brownout-io/brownout/sdk"
@@ -111,5 +114,42 @@ func BenchmarkProductPage(b *testing.B) {
 			}
 		})
 		c.Close()
+	}
+}
+
+// With a bulkhead on optional work, a crowd of requests gets its essential
+// answers, some without their optional content (all of it or none), and a
+// lone request afterwards gets everything again.
+func TestOptionalLimit(t *testing.T) {
+	h := shop.New(offline(t, sdk.WithDefaults(sdk.LevelFull, allOn)), shop.WithWork(4), shop.WithOptionalLimit(1, time.Millisecond))
+	const n = 32
+	served := make(chan string, 2*n)
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := "/products/" + strconv.Itoa(i)
+			if i%2 == 1 {
+				path = "/api/recommendations/" + strconv.Itoa(i)
+			}
+			rec := get(t, h, path)
+			if rec.Code != http.StatusOK {
+				t.Errorf("%s: status %d", path, rec.Code)
+			}
+			served <- rec.Header().Get(shop.HeaderOptionalOffered) + "/" + rec.Header().Get(shop.HeaderOptionalServed)
+		}()
+	}
+	wg.Wait()
+	close(served)
+	seen := map[string]int{}
+	for s := range served {
+		seen[s]++
+	}
+	if seen["4/0"] == 0 || seen["4/4"] == 0 || seen["1/0"]+seen["1/1"] != n || seen["4/0"]+seen["4/4"] != n {
+		t.Fatalf("answers (offered/served): %v", seen)
+	}
+	if rec := get(t, h, "/products/7"); rec.Header().Get(shop.HeaderOptionalServed) != "4" {
+		t.Fatalf("a lone request after the crowd served %s optional parts", rec.Header().Get(shop.HeaderOptionalServed))
 	}
 }
