@@ -86,7 +86,7 @@ func (c *Client) runReporter() {
 type probes struct {
 	last           time.Time
 	busy, wall     float64    // Σ cpu×seconds and Σ seconds since the last report
-	mem            float64    // the latest memory reading
+	cpu, mem       float64    // the latest readings
 	recent         [2]reading // the last two probes, newest first
 	sentCPU, sentM float64    // what the last report said
 	sentEarly      bool       // the last report was an early one
@@ -102,20 +102,22 @@ func (p *probes) start(cpu, mem float64) {
 func (p *probes) add(cpu, mem float64, now time.Time) {
 	secs := now.Sub(p.last).Seconds()
 	p.last = now
+	p.cpu, p.mem = cpu, mem
 	if secs <= 0 {
 		return
 	}
 	p.busy += cpu * secs
 	p.wall += secs
-	p.mem = mem
 	p.recent[1], p.recent[0] = p.recent[0], reading{cpu, secs}
 }
 
 // mean is the CPU over the time since the last report, and the latest
 // memory reading.
 func (p *probes) mean() (cpu, mem float64) {
+	cpu = p.cpu
 	if p.wall > 0 {
-		cpu = p.busy / p.wall
+		// Rounded to a millionth of a point: a steady reading stays exact.
+		cpu = math.Round(p.busy/p.wall*1e6) / 1e6
 	}
 	return clampPercent(cpu), p.mem
 }
