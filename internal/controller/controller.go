@@ -181,7 +181,13 @@ type Controller struct {
 	kickMu sync.Mutex
 	kicked []*service
 	kick   chan struct{}
+	// unsent are notification events the store refused (it was down),
+	// written with the next tick's; Tick only.
+	unsent []brownout.Event
 }
+
+// maxUnsentEvents bounds the events kept while the store refuses them.
+const maxUnsentEvents = 1000
 
 // New returns a controller over store that publishes to h. samples may be
 // nil (no history).
@@ -369,9 +375,13 @@ func (c *Controller) Tick(ctx context.Context) {
 	if err != nil {
 		c.log.Error("evaluate", "err", err)
 	}
-	events = append(events, c.staleEvents(svcs, now)...)
+	events = append(c.unsent, append(events, c.staleEvents(svcs, now)...)...)
 	if err := c.store.AddEvents(ctx, events); err != nil {
-		c.log.Error("notify", "events", len(events), "err", err)
+		// Kept for the next tick: these events have no other record.
+		c.unsent = events[max(0, len(events)-maxUnsentEvents):]
+		c.log.Error("notify: events kept for the next tick", "events", len(c.unsent), "err", err)
+	} else {
+		c.unsent = nil
 	}
 	if c.samples != nil {
 		for _, svc := range svcs {

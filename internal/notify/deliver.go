@@ -95,7 +95,10 @@ func (n *Notifier) pruneDeadLetters(ctx context.Context) {
 func (n *Notifier) claim(ctx context.Context, free int, sem chan struct{}, wg *sync.WaitGroup) {
 	ds, err := n.store.ClaimDeliveries(ctx, n.cfg.Now(), n.lease, free)
 	if err != nil {
-		if ctx.Err() == nil {
+		// Once a minute: the deliverer polls every second, and a store
+		// that is down says so elsewhere too (/readyz).
+		if now := time.Now(); ctx.Err() == nil && now.Sub(n.claimWarned) >= time.Minute {
+			n.claimWarned = now
 			n.log.Warn("claim webhook deliveries", "err", err)
 		}
 		return

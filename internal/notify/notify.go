@@ -141,6 +141,8 @@ type Notifier struct {
 	client *http.Client
 	lease  time.Duration
 	kick   chan struct{}
+	// claimWarned is when a failed claim was last logged; Run only.
+	claimWarned time.Time
 
 	// createMu serialises creations, so that two cannot pass
 	// MaxWebhooks together.
