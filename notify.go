@@ -13,8 +13,8 @@ const (
 	FormatSlack       = api.FormatSlack
 )
 
-// EventTypes lists every event type.
-var EventTypes = api.EventTypes
+// EventTypes returns every event type.
+func EventTypes() []string { return api.EventTypes() }
 
 // Event is something webhooks are told about.
 type Event = api.Event

@@ -209,12 +209,13 @@ func (n *Notifier) validate(req *WebhookRequest) error {
 	default:
 		return brownout.FieldErrorf(brownout.EINVALID, "format", "must be %q or %q", brownout.FormatJSON, brownout.FormatSlack)
 	}
-	if len(req.Events) > len(brownout.EventTypes) {
-		return brownout.FieldErrorf(brownout.ETOOLARGE, "events", "lists %d types; there are %d", len(req.Events), len(brownout.EventTypes))
+	types := brownout.EventTypes()
+	if len(req.Events) > len(types) {
+		return brownout.FieldErrorf(brownout.ETOOLARGE, "events", "lists %d types; there are %d", len(req.Events), len(types))
 	}
 	for _, e := range req.Events {
-		if !slices.Contains(brownout.EventTypes, e) {
-			return brownout.FieldErrorf(brownout.EINVALID, "events", "%q is not an event type (%s)", e, strings.Join(brownout.EventTypes, ", "))
+		if !slices.Contains(types, e) {
+			return brownout.FieldErrorf(brownout.EINVALID, "events", "%q is not an event type (%s)", e, strings.Join(types, ", "))
 		}
 	}
 	slices.Sort(req.Events)

@@ -21,8 +21,10 @@ const (
 	EventServiceLive  = "service.live"
 )
 
-// EventTypes lists every event type, in the order the docs give them.
-var EventTypes = []string{EventLevelChanged, EventEmergencyOn, EventEmergencyOff, EventServiceStale, EventServiceLive}
+// EventTypes returns every event type, in the order the docs give them.
+func EventTypes() []string {
+	return []string{EventLevelChanged, EventEmergencyOn, EventEmergencyOff, EventServiceStale, EventServiceLive}
+}
 
 // Event is something that happened that webhooks are told about. It is
 // written to the outbox in the same transaction as what it reports, and
