@@ -136,72 +136,12 @@ func (db *DB) lookupSeries(ctx context.Context, name string) (int64, bool, error
 }
 
 // QuerySamples aggregates service's samples in [from, to) into buckets of
-// step aligned to step since the Unix epoch (so the first bucket may start
-// before from). Each point holds the mean CPU and memory, the error rate
-// Σerrors/Σrequests (0 when there were no requests) and the most instances
-// seen. Buckets without samples are left out.
-//
-// Where raw samples have been pruned, the older part of the range is read
-// from the per-minute rollups: step is then rounded up to a whole number of
-// minutes for the whole answer and that part is widened to whole minutes.
-// When step is a whole number of minutes anyway, whole minutes already
-// rolled up are read from the rollups too (60 rows an hour instead of
-// 3,600); the answer is the same, since rollups keep exact sums, except
-// for a sample written into a minute after that minute was rolled up and
-// left Rollup's redo window. Times before 1970 are not supported.
-//
-// Cost: a step of whole minutes reads one rollup row per minute; any other
-// step reads every raw sample in range (one per second per service). On
-// 10 million stored samples, one day at a 5m step takes about 5 ms, at a
-// 4m48s step about 270 ms, so callers that choose a default step should
-// choose whole minutes.
-// More than storage.MaxPoints buckets, a step that is not positive or a range that
-// is empty is EBADREQUEST naming the parameter.
+// step; see storage.QuerySamples.
 func (db *DB) QuerySamples(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]brownout.SamplePoint, error) {
-	if step <= 0 {
-		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "step", "must be positive")
-	}
-	if !to.After(from) {
-		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "to", "must be after from")
-	}
-	lo, hi := from.UnixNano(), to.UnixNano()
-	if n := buckets(lo, hi, int64(step)); n > storage.MaxPoints {
-		return nil, brownout.FieldErrorf(brownout.EBADREQUEST, "step",
-			"%s over %s gives %d points, more than %d; use a larger step", step, to.Sub(from), n, storage.MaxPoints)
-	}
-	id, ok, err := db.lookupSeries(ctx, service)
-	if err != nil {
-		return nil, fmt.Errorf("query samples: %w", err)
-	}
-	if !ok {
-		return []brownout.SamplePoint{}, nil
-	}
-	plan, err := db.planQuery(ctx, id, lo, hi, int64(step))
-	if err != nil {
-		return nil, fmt.Errorf("query samples: %w", err)
-	}
-	var parts []partial
-	for _, seg := range plan.segments {
-		switch {
-		case seg.rollup:
-			parts, err = db.queryPartials(ctx, parts, qRollup, plan.step, id, seg.lo, seg.hi)
-		case plan.step < int64(foldInGoBelow):
-			parts, err = db.foldRaw(ctx, parts, plan.step, id, seg.lo, seg.hi)
-		default:
-			parts, err = db.queryPartials(ctx, parts, qRaw, plan.step, id, seg.lo, seg.hi)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("query samples: %w", err)
-		}
-	}
-	out := make([]brownout.SamplePoint, len(parts))
-	for i, p := range parts {
-		out[i] = p.point()
-	}
-	return out, nil
+	return storage.QuerySamples(ctx, sampleRows{db}, service, from, to, step)
 }
 
-const minute = int64(time.Minute)
+const minute = storage.Minute
 
 // Partial aggregates per bucket: raw samples and rollups answer in the same
 // shape, so that a bucket fed by both merges exactly.
@@ -216,103 +156,49 @@ const (
 		GROUP BY b ORDER BY b`
 )
 
-// foldInGoBelow is the step under which raw samples are folded into
-// buckets in Go rather than grouped by the database: with a sample or two
-// per bucket, grouping buys nothing (the SQLite store measured it).
-const foldInGoBelow = 5 * time.Second
+// sampleRows are the sample tables' reads in PostgreSQL, for
+// storage.QuerySamples.
+type sampleRows struct{ db *DB }
 
-type segment struct {
-	lo, hi int64
-	rollup bool
+var _ storage.SampleRows = sampleRows{}
+
+func (r sampleRows) LookupSeries(ctx context.Context, name string) (int64, bool, error) {
+	return r.db.lookupSeries(ctx, name)
 }
 
-type queryPlan struct {
-	step     int64
-	segments []segment // in time order
-}
-
-// planQuery splits [lo, hi) into raw and rollup segments and picks the
-// step the answer is computed at.
-func (db *DB) planQuery(ctx context.Context, id, lo, hi, step int64) (queryPlan, error) {
-	// Raw samples are pruned oldest first, so raw data is complete from the
-	// oldest one on; before it, only rollups can answer.
-	var oldestRaw, markp *int64 // mark: rollups are complete for minutes before it
-	err := db.pool.QueryRow(ctx,
+func (r sampleRows) OldestRaw(ctx context.Context, id int64) (int64, bool, int64, error) {
+	var oldest, mark *int64
+	err := r.db.pool.QueryRow(ctx,
 		`SELECT (SELECT at FROM samples WHERE series_id = $1 ORDER BY at LIMIT 1),
-		        (SELECT value::bigint FROM meta WHERE key = $2)`, id, metaRollupWatermark).Scan(&oldestRaw, &markp)
+		        (SELECT value::bigint FROM meta WHERE key = $2)`, id, metaRollupWatermark).Scan(&oldest, &mark)
 	if err != nil {
-		return queryPlan{}, translate(err)
+		return 0, false, 0, translate(err)
 	}
-	var mark int64
-	if markp != nil {
-		mark = *markp
+	var o, m int64
+	if oldest != nil {
+		o = *oldest
 	}
-	oldest := hi
-	if oldestRaw != nil {
-		oldest = *oldestRaw
+	if mark != nil {
+		m = *mark
 	}
-	oldest = min(oldest, hi)
-
-	raw := []segment{{lo: lo, hi: hi}}
-	rlo := ceilDiv(lo, minute) * minute // rollups only for whole minutes in range…
-	if lo < oldest {
-		// Only a rollup of a minute wholly before the oldest raw sample's
-		// minute proves that raw samples were pruned: on a fresh store the
-		// first minute's rollup holds the same samples as raw does.
-		var one int
-		err := db.pool.QueryRow(ctx,
-			`SELECT 1 FROM sample_rollups WHERE series_id = $1 AND minute >= $2 AND minute < $3 LIMIT 1`,
-			id, floorDiv(lo, minute)*minute, floorDiv(oldest, minute)*minute).Scan(&one)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			// Nothing older than the raw samples: raw only.
-		case err != nil:
-			return queryPlan{}, translate(err)
-		default:
-			step = ceilDiv(step, minute) * minute
-			rlo = floorDiv(lo, minute) * minute // …unless raw is gone there.
-			mark = max(mark, oldest)
-		}
-	}
-	if step%minute != 0 {
-		return queryPlan{step: step, segments: raw}, nil
-	}
-	rhi := min(floorDiv(hi, minute)*minute, floorDiv(mark, minute)*minute)
-	if rlo >= rhi {
-		return queryPlan{step: step, segments: raw}, nil
-	}
-	var segs []segment
-	if lo < rlo {
-		segs = append(segs, segment{lo: lo, hi: rlo})
-	}
-	segs = append(segs, segment{lo: rlo, hi: rhi, rollup: true})
-	if rhi < hi {
-		segs = append(segs, segment{lo: rhi, hi: hi})
-	}
-	return queryPlan{step: step, segments: segs}, nil
+	return o, oldest != nil, m, nil
 }
 
-type partial struct {
-	b                       int64
-	n, cpu, mem, errs, reqs float64
-	instances               int
+func (r sampleRows) HasRollups(ctx context.Context, id, lo, hi int64) (bool, error) {
+	var one int
+	err := r.db.pool.QueryRow(ctx,
+		`SELECT 1 FROM sample_rollups WHERE series_id = $1 AND minute >= $2 AND minute < $3 LIMIT 1`, id, lo, hi).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, translate(err)
+	}
+	return true, nil
 }
 
-func (p partial) point() brownout.SamplePoint {
-	sp := brownout.SamplePoint{At: time.Unix(0, p.b).UTC(), Instances: p.instances}
-	if p.n > 0 {
-		sp.CPUPercent, sp.MemoryPercent = p.cpu/p.n, p.mem/p.n
-	}
-	if p.reqs > 0 {
-		sp.ErrorRate = p.errs / p.reqs
-	}
-	return sp
-}
-
-// foldRaw reads the raw samples of [lo, hi) in time order and folds them
-// into buckets of step, appending to parts as queryPartials does.
-func (db *DB) foldRaw(ctx context.Context, parts []partial, step, id, lo, hi int64) ([]partial, error) {
-	rows, err := db.pool.Query(ctx,
+func (r sampleRows) FoldRaw(ctx context.Context, parts []storage.SamplePartial, step, id, lo, hi int64) ([]storage.SamplePartial, error) {
+	rows, err := r.db.pool.Query(ctx,
 		`SELECT at, cpu, memory, errors, requests, instances FROM samples
 		 WHERE series_id = $1 AND at >= $2 AND at < $3 ORDER BY at`, id, lo, hi)
 	if err != nil {
@@ -321,65 +207,35 @@ func (db *DB) foldRaw(ctx context.Context, parts []partial, step, id, lo, hi int
 	defer rows.Close()
 	for rows.Next() {
 		var at int64
-		p := partial{n: 1}
-		if err := rows.Scan(&at, &p.cpu, &p.mem, &p.errs, &p.reqs, &p.instances); err != nil {
+		p := storage.SamplePartial{N: 1}
+		if err := rows.Scan(&at, &p.CPU, &p.Mem, &p.Errs, &p.Reqs, &p.Instances); err != nil {
 			return parts, err
 		}
-		p.b = floorDiv(at, step) * step
-		parts = appendPartial(parts, p)
+		p.B = storage.FloorDiv(at, step) * step
+		parts = storage.AppendPartial(parts, p)
 	}
 	return parts, rows.Err()
 }
 
-// appendPartial appends p to parts, or merges it into the last bucket when
-// p belongs to it. Callers append in time order.
-func appendPartial(parts []partial, p partial) []partial {
-	k := len(parts) - 1
-	if k < 0 || parts[k].b != p.b {
-		return append(parts, p)
+func (r sampleRows) GroupPartials(ctx context.Context, parts []storage.SamplePartial, rollup bool, step, id, lo, hi int64) ([]storage.SamplePartial, error) {
+	q := qRaw
+	if rollup {
+		q = qRollup
 	}
-	last := &parts[k]
-	last.n += p.n
-	last.cpu += p.cpu
-	last.mem += p.mem
-	last.errs += p.errs
-	last.reqs += p.reqs
-	last.instances = max(last.instances, p.instances)
-	return parts
-}
-
-// queryPartials runs qRaw or qRollup and appends its buckets to parts,
-// merging a bucket that the previous segment ended with.
-func (db *DB) queryPartials(ctx context.Context, parts []partial, q string, step, id, lo, hi int64) ([]partial, error) {
-	rows, err := db.pool.Query(ctx, q, step, step, id, lo, hi)
+	rows, err := r.db.pool.Query(ctx, q, step, step, id, lo, hi)
 	if err != nil {
 		return parts, translate(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var p partial
-		if err := rows.Scan(&p.b, &p.n, &p.cpu, &p.mem, &p.errs, &p.reqs, &p.instances); err != nil {
+		var p storage.SamplePartial
+		if err := rows.Scan(&p.B, &p.N, &p.CPU, &p.Mem, &p.Errs, &p.Reqs, &p.Instances); err != nil {
 			return parts, err
 		}
-		parts = appendPartial(parts, p)
+		parts = storage.AppendPartial(parts, p)
 	}
 	return parts, rows.Err()
 }
-
-// buckets counts the step-aligned buckets that [lo, hi) touches.
-func buckets(lo, hi, step int64) int64 {
-	return floorDiv(hi-1, step) - floorDiv(lo, step) + 1
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
-
-func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 
 // Rollup aggregates raw samples of the complete minutes before upTo into
 // the per-minute rollups. It is idempotent: a minute rolled up again is
@@ -387,7 +243,7 @@ func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 // that late samples still count) and works one series and one hour per
 // transaction, so that it never holds the write lock for long.
 func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
-	end := floorDiv(upTo.UnixNano(), minute) * minute
+	end := storage.FloorDiv(upTo.UnixNano(), minute) * minute
 	var mark int64
 	err := db.pool.QueryRow(ctx, `SELECT value::bigint FROM meta WHERE key = $1`, metaRollupWatermark).Scan(&mark)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -411,7 +267,7 @@ func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
 		if err != nil {
 			return fmt.Errorf("rollup: %w", translate(err))
 		}
-		from := floorDiv(first, minute) * minute
+		from := storage.FloorDiv(first, minute) * minute
 		for lo := from; lo < end; lo += int64(time.Hour) {
 			hi := min(lo+int64(time.Hour), end)
 			err := db.inTx(ctx, "rollup", func(tx pgx.Tx) error {
