@@ -154,12 +154,20 @@ func (db *DB) saveStates(ctx context.Context, tx pgx.Tx, batch []brownout.StateC
 		}
 	}
 	versions := make([]uint64, len(batch))
+	var evs []brownout.Event
 	for i, sc := range batch {
 		v, err := db.saveState(ctx, tx, sc.State, sc.Changes)
 		if err != nil {
 			return nil, err
 		}
 		versions[i] = v
+		st := sc.State
+		st.Version = v
+		evs = append(evs, storage.LevelEvents(st, sc.Changes)...)
+	}
+	// The level changes' notifications, in the same transaction.
+	if err := insertEvents(ctx, tx, evs); err != nil {
+		return nil, err
 	}
 	return versions, nil
 }
@@ -206,10 +214,6 @@ func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState
 			service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
 			return 0, err
 		}
-	}
-	st.Version = uint64(version)
-	if err := insertEvents(ctx, tx, storage.LevelEvents(st, changes)); err != nil {
-		return 0, err
 	}
 	if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeState, Service: st.Name, Version: uint64(version)}); err != nil {
 		return 0, err

@@ -83,6 +83,7 @@ func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChang
 // saveStates saves batch within tx and returns the version of each state.
 func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) ([]uint64, error) {
 	versions := make([]uint64, len(batch))
+	var evs []brownout.Event
 	for i, sc := range batch {
 		if sc.State.Version > math.MaxInt64 {
 			return nil, fmt.Errorf("save service state: version %d out of range", sc.State.Version)
@@ -92,6 +93,13 @@ func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) (
 			return nil, err
 		}
 		versions[i] = v
+		st := sc.State
+		st.Version = v
+		evs = append(evs, storage.LevelEvents(st, sc.Changes)...)
+	}
+	// The level changes' notifications, in the same transaction.
+	if err := insertEvents(ctx, tx, evs); err != nil {
+		return nil, err
 	}
 	return versions, nil
 }
@@ -138,9 +146,6 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 			service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
 			return 0, err
 		}
-	}
-	if err := insertEvents(ctx, tx, storage.LevelEvents(st, changes)); err != nil {
-		return 0, err
 	}
 	return st.Version, nil
 }
