@@ -7,6 +7,10 @@ SUBMODS   := sdk sdk/openfeature bench/resilience deploy bench/peers
 ADDR      ?= 127.0.0.1:8080
 DATA      ?= ./data
 DEMO_DATA ?= ./data-demo
+# In workspace mode (go.work) the go command stamps the commit into a
+# binary only when asked; ask whenever this is a git checkout, so that
+# `controlplane version` and brownout_build_info name it.
+BUILDVCS  := $(shell git rev-parse --git-dir >/dev/null 2>&1 && echo -buildvcs=true)
 
 .PHONY: image all generate check-generated fmt fmt-check vet lint test test-pg test-short tidy build run bench fuzz soak clean
 
@@ -56,15 +60,15 @@ tidy:
 	scripts/tidy.sh
 
 build:
-	$(GO) build -o bin/controlplane ./cmd/controlplane
-	$(GO) build -o bin/brownout-load ./cmd/brownout-load
+	$(GO) build $(BUILDVCS) -o bin/controlplane ./cmd/controlplane
+	$(GO) build $(BUILDVCS) -o bin/brownout-load ./cmd/brownout-load
 
 ## image: an OCI image (bin/image, plus bin/image.tar) without a container engine,
 ## validated with crane; runs as nonroot on a read-only root file system
 IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 IMAGE_TAG  ?= brownout/controlplane:$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 image:
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -o bin/linux-$(IMAGE_ARCH)/controlplane ./cmd/controlplane
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build $(BUILDVCS) -trimpath -o bin/linux-$(IMAGE_ARCH)/controlplane ./cmd/controlplane
 	cd deploy && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./image \
 		--binary ../bin/linux-$(IMAGE_ARCH)/controlplane --arch $(IMAGE_ARCH) \
 		--version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" --commit "$$(git rev-parse HEAD)" \
