@@ -476,3 +476,14 @@ func TestServiceRetireRefusedWhileReporting(t *testing.T) {
 		t.Fatalf("retire of an unknown service: %v", r.err)
 	}
 }
+
+// Every operator subcommand is listed in the top-level usage text.
+func TestUsageListsEveryCommand(t *testing.T) {
+	for _, g := range commandGroups() {
+		for _, s := range g.subs {
+			if want := "controlplane " + g.name + " " + s.name; !strings.Contains(usage, want) {
+				t.Errorf("the usage text does not list %q", want)
+			}
+		}
+	}
+}

@@ -24,14 +24,22 @@ Usage:
   controlplane migrate status [--data DIR|URL]    schema migrations applied and pending
   controlplane emergency on --reason R [--ttl D]  force every service to level 3
   controlplane emergency off                      end emergency mode
+  controlplane emergency status                   whether emergency mode is on, since when, by whom, why
   controlplane override set --service S --level L --reason R [--ttl D]
   controlplane override clear ID
   controlplane override list
-  controlplane history levels|samples|audit [flags]
+  controlplane history levels [flags]             level changes and their causes
+  controlplane history samples --service S        signals over time
+  controlplane history audit [flags]              who changed what
   controlplane service retire NAME                retire a service that stopped reporting (history kept)
   controlplane token create --scope S [--service S] --name N
   controlplane token list
   controlplane token revoke ID
+  controlplane webhook create --name N --url U [--format json|slack] [--events T,T]
+  controlplane webhook list
+  controlplane webhook delete ID
+  controlplane deadletter list                    deliveries that ran out of attempts
+  controlplane deadletter redrive ID              send a dead letter again
 
 Operator subcommands take --server (CONTROLPLANE_SERVER, default
 http://127.0.0.1:8080) and --token (CONTROLPLANE_TOKEN or BROWNOUT_TOKEN).
