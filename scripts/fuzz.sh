@@ -11,6 +11,7 @@ targets=(
   ./internal/levels:FuzzThresholds
   ./internal/featureflags:FuzzSetValidate
   ./internal/server:FuzzFrameDecode
+  ./internal/server:FuzzReportFrameFastPath
   ./internal/server:FuzzSubscribeFrames
   ./internal/server:FuzzHistoryQuery
   ./web:FuzzSignIn

@@ -173,8 +173,8 @@ func (s *Server) handleFrame(ctx context.Context, sub *hub.Subscriber, p auth.Pr
 		s.hub.Ack(sub, v)
 		return nil
 	}
-	var f clientFrame
-	if err := brownout.DecodeJSON(data, &f); err != nil {
+	f, err := decodeClientFrame(data, sub.Service, sub.Instance)
+	if err != nil {
 		return err
 	}
 	switch f.Type {
@@ -209,6 +209,21 @@ func (s *Server) handleFrame(ctx context.Context, sub *hub.Subscriber, p auth.Pr
 	default:
 		return brownout.FieldErrorf(brownout.EBADREQUEST, "type", "%q is not a frame type (ack or report)", truncate(f.Type))
 	}
+}
+
+// decodeClientFrame decodes an ack or report frame. A report in the plain
+// form clients send takes health.DecodeReportFrame's path, which accepts
+// and refuses exactly what the general decoder does; anything else goes
+// through brownout.DecodeJSON.
+func decodeClientFrame(data []byte, service, instance string) (clientFrame, error) {
+	if r, ok := health.DecodeReportFrame(data, service, instance); ok {
+		return clientFrame{Type: wire.TypeReport, Report: r}, nil
+	}
+	var f clientFrame
+	if err := brownout.DecodeJSON(data, &f); err != nil {
+		return clientFrame{}, err
+	}
+	return f, nil
 }
 
 // parseAck recognises an ack in its canonical form without a JSON decoder:
