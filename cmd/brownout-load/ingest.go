@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -124,7 +125,12 @@ func ingestWS(ctx context.Context, o *options, t *target, n int, r *IngestResult
 	from := time.Now().UTC()
 	tool0 := toolCPU()
 	o.logf(log, "ingest: offering %d reports/s over websockets for %s", o.reports, o.ingestFor)
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
 	sent, failed, took := f.pump(ctx, o.reports, o.ingestFor)
+	stopProfile()
 	to := time.Now().UTC()
 	time.Sleep(2 * time.Second) // one flush interval and a tick
 	after, err := t.allMetrics(ctx)
@@ -185,6 +191,26 @@ func historyPoints(ctx context.Context, t *target, from, to time.Time) (got, wan
 		}
 	}
 	return got, want, maxGap, nil
+}
+
+// startCPUProfile writes this process's CPU profile to path until the
+// returned function is called; an empty path profiles nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // toolCPU is the CPU time this process has used, in seconds.

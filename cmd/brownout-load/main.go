@@ -154,6 +154,12 @@ type options struct {
 	postgres        string
 	clients         int
 	kills           int
+	// debugPort, when set, gives controller i (from 0) --debug-addr
+	// 127.0.0.1:debugPort+i, so that each can be profiled during a run.
+	debugPort int
+	// cpuProfile, when set, is where ingest writes this tool's CPU
+	// profile of the websocket sending phase.
+	cpuProfile string
 }
 
 // clientProcs is how many client processes hold n subscribers: --client-procs,
@@ -200,8 +206,13 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	fs.StringVar(&o.postgres, "postgres", envOr("BROWNOUT_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL server for --replicas (a fresh database is made for each measurement and dropped after)")
 	fs.IntVar(&o.kills, "kills", 5, "failover: how many times to SIGKILL the leader")
 	fs.IntVar(&o.clients, "client-procs", 0, "prop: child processes to hold the subscribers (0: as few as keep each under 15,000 open sockets; 1: this process)")
+	fs.IntVar(&o.debugPort, "debug-port", 0, "with --bin: serve controller i's pprof profiles on 127.0.0.1:(this+i) (0: none)")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "ingest: write this tool's CPU profile of the websocket phase to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.debugPort < 0 || o.debugPort > 65535-o.replicas {
+		return nil, fmt.Errorf("--debug-port: %d is not a port", o.debugPort)
 	}
 	if o.clients < 0 || o.clients > 16 {
 		return nil, fmt.Errorf("--client-procs: %d is not between 0 and 16", o.clients)

@@ -61,7 +61,8 @@ func openTarget(ctx context.Context, o *options, n int, name string) (*target, e
 		dir := filepath.Join(parent, name)
 		_ = os.RemoveAll(dir)
 		tok := randomToken()
-		args := append([]string{"--max-conns-per-token", "100000", "--max-conns", "0", "--max-conns-per-addr", "0", "--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn"}, o.extra...)
+		args := append([]string{"--max-conns-per-token", "100000", "--max-conns", "0", "--max-conns-per-addr", "0", "--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn"}, o.debugArgs(0)...)
+		args = append(args, o.extra...)
 		p, err := startController(ctx, o.bin, dir, tok, args)
 		if err != nil {
 			if remove {
@@ -97,6 +98,14 @@ func openTarget(ctx context.Context, o *options, n int, name string) (*target, e
 	return t, nil
 }
 
+// debugArgs are controller i's flags for --debug-port.
+func (o *options) debugArgs(i int) []string {
+	if o.debugPort == 0 {
+		return nil
+	}
+	return []string{"--debug-addr", "127.0.0.1:" + strconv.Itoa(o.debugPort+i)}
+}
+
 // startReplicas starts o.replicas controllers over a fresh PostgreSQL
 // database and picks a follower to make changes on.
 func (t *target) startReplicas(ctx context.Context, o *options, name string) error {
@@ -120,7 +129,8 @@ func (t *target) startReplicas(ctx context.Context, o *options, name string) err
 	}
 	for i := range o.replicas {
 		args := append([]string{"--data", dsn, "--replica-id", fmt.Sprintf("r%d", i+1), "--max-conns-per-token", "100000", "--max-conns", "0",
-			"--max-conns-per-addr", "0", "--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn"}, o.extra...)
+			"--max-conns-per-addr", "0", "--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn"}, o.debugArgs(i)...)
+		args = append(args, o.extra...)
 		p, err := startController(ctx, o.bin, filepath.Join(parent, fmt.Sprintf("r%d", i+1)), tok, args)
 		if err != nil {
 			t.cleanup()
