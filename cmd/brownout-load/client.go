@@ -39,6 +39,10 @@ type fleet struct {
 	pending atomic.Int64
 	done    chan struct{}
 
+	// raw makes each dial keep its socket (subscriber.raw), so that pump
+	// can write pre-encoded report frames to it directly.
+	raw bool
+
 	frames    atomic.Int64
 	errFrames atomic.Int64
 	wentBack  atomic.Int64 // frames older than the subscriber's version
@@ -61,11 +65,12 @@ type subscriber struct {
 	replica int
 
 	conn      atomic.Pointer[websocket.Conn]
-	version   atomic.Uint64 // last version received and acked
-	hitChange atomic.Int64  // last change this subscriber counted for
-	hitAt     atomic.Int64  // unix nanos when it applied the armed change
-	sessions  atomic.Int64  // successful connections so far
-	sessionAt atomic.Int64  // unix nanos of the first frame on the latest session
+	raw       atomic.Pointer[rawConn] // with fleet.raw: conn's socket
+	version   atomic.Uint64           // last version received and acked
+	hitChange atomic.Int64            // last change this subscriber counted for
+	hitAt     atomic.Int64            // unix nanos when it applied the armed change
+	sessions  atomic.Int64            // successful connections so far
+	sessionAt atomic.Int64            // unix nanos of the first frame on the latest session
 }
 
 func newFleet(base string, services []string, tokens map[string][]string, n int) *fleet {
@@ -114,8 +119,19 @@ func (s *subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	hc := s.f.hc
+	var sock net.Conn
+	if s.f.raw {
+		// A transport of its own dials exactly this connection's socket.
+		d := &net.Dialer{Timeout: 10 * time.Second}
+		hc = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			sock = c
+			return c, err
+		}}}
+	}
 	c, resp, err := websocket.Dial(dctx, s.url(), &websocket.DialOptions{
-		HTTPClient:      s.f.hc,
+		HTTPClient:      hc,
 		HTTPHeader:      h,
 		Subprotocols:    []string{subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
@@ -127,6 +143,9 @@ func (s *subscriber) dial(ctx context.Context) (*websocket.Conn, error) {
 		return nil, err
 	}
 	c.SetReadLimit(wire.MaxServerFrame)
+	if sock != nil {
+		s.raw.Store(&rawConn{ws: c, sock: sock})
+	}
 	return c, nil
 }
 

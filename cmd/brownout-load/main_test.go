@@ -94,8 +94,8 @@ func TestPropAndIngest(t *testing.T) {
 		t.Fatalf("ingest: %v", err)
 	}
 	for _, in := range res.Ingest {
-		if in.Accepted <= 0 || in.Rejected != 0 || float64(in.Sent) > in.Accepted {
-			t.Errorf("%s ingest: sent %d, accepted %.0f, rejected %.0f", in.Transport, in.Sent, in.Accepted, in.Rejected)
+		if in.Accepted <= 0 || in.Rejected != 0 || in.ErrorFrames != 0 || float64(in.Sent) > in.Accepted {
+			t.Errorf("%s ingest: sent %d, accepted %.0f, rejected %.0f, error frames %d", in.Transport, in.Sent, in.Accepted, in.Rejected, in.ErrorFrames)
 		}
 	}
 	out := filepath.Join(t.TempDir(), "r.json")
