@@ -424,11 +424,16 @@ func (c *Controller) staleEvents(svcs []*service, now time.Time) []brownout.Even
 	return out
 }
 
-// forget drops instances silent for longer than ForgetAfter.
+// forget folds each service's inbox into its window and drops instances
+// silent for longer than ForgetAfter. The leader's evaluation has just
+// folded the inboxes; a follower evaluates nothing, so without this its
+// inboxes would grow until a view read them (or until full), and that
+// read would fold all of it under the lock.
 func (c *Controller) forget(svcs []*service, now time.Time) {
 	cutoff := now.Add(-c.cfg.ForgetAfter)
 	for _, svc := range svcs {
 		svc.mu.Lock()
+		c.drainLocked(svc)
 		forgotten := false
 		for _, name := range svc.window.Forget(cutoff) {
 			if in := svc.instances[name]; in != nil {

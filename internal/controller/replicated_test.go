@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -127,6 +128,42 @@ func TestFollowerPublishesWhatTheLeaderCommits(t *testing.T) {
 	ls, _ = lhub.Latest("api")
 	if m == nil || !sameFrame(t, ls.Data, m.Data) {
 		t.Fatalf("follower published\n%s\nleader published\n%s", m.Data, ls.Data)
+	}
+}
+
+// A follower evaluates nothing, yet each tick folds the reports it
+// received into its own window, so that its inbox holds one tick's
+// reports, not everything since a view last read it.
+func TestFollowerTickFoldsItsInbox(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	db := openStore(t)
+	leader, _ := newController(t, db, clk)
+	if err := leader.EnsureService(ctx, "api"); err != nil {
+		t.Fatal(err)
+	}
+	follower := controller.New(controller.Config{Now: clk.Now, Follower: true, CreateWait: 50 * time.Millisecond}, db, nil, hub.New(hub.Config{Now: clk.Now}, nil), nil, nil)
+	if err := follower.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := follower.Ingest(ctx, report("api", fmt.Sprintf("api-%d", i%7), 40)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := follower.InboxLen("api"); got != 100 {
+		t.Fatalf("inbox holds %d reports before the tick, want 100", got)
+	}
+	follower.Tick(ctx)
+	if got := follower.InboxLen("api"); got != 0 {
+		t.Fatalf("inbox holds %d reports after the tick, want 0", got)
+	}
+	v, err := follower.Service("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Instances) != 7 {
+		t.Fatalf("follower's view: %d instances, want 7", len(v.Instances))
 	}
 }
 
