@@ -15,11 +15,12 @@ import (
 //
 // It takes only what it can decode exactly as brownout.DecodeJSON into the
 // server's frame type would: the keys type (equal to "report"), service,
-// instance, cpu_percent, memory_percent, requests, errors, error_rate and
-// at, each spelled as the contract spells it and at most once; strings of
-// printable ASCII without escapes; numbers in JSON's grammar that fit
-// their field; JSON whitespace between tokens. Anything else (another key
-// or spelling, a duplicate, null, components, an escape, a number out of
+// instance, cpu_percent, memory_percent, requests, errors, error_rate, at
+// and components (kind, state and metrics, under names without upper-case
+// letters), each spelled as the contract spells it and at most once;
+// strings of printable ASCII without escapes; numbers in JSON's grammar
+// that fit their field; JSON whitespace between tokens. Anything else
+// (another key or spelling, a duplicate, null, an escape, a number out of
 // range, malformed or trailing input) returns ok false, and the caller
 // decodes the frame the general way, which accepts or refuses it with its
 // usual message. So the two paths accept the same frames with the same
@@ -134,6 +135,12 @@ func DecodeReportFrame(data []byte, service, instance string) (r Report, ok bool
 				return Report{}, false
 			}
 			r.At = &vals.at
+		case keyComponents:
+			cs, ok := p.components()
+			if !ok {
+				return Report{}, false
+			}
+			r.Components = cs
 		}
 	}
 	p.ws()
@@ -161,6 +168,7 @@ const (
 	keyErrors
 	keyErrorRate
 	keyAt
+	keyComponents
 )
 
 func frameKey(k []byte) int {
@@ -183,8 +191,117 @@ func frameKey(k []byte) int {
 		return keyErrorRate
 	case "at":
 		return keyAt
+	case "components":
+		return keyComponents
 	}
 	return -1
+}
+
+// components consumes a report's components: an object of component
+// states, each with kind, state and metrics as the contract spells them.
+// Names (of components and metrics) must hold no upper-case letter, so
+// that a duplicate is an exact one, which it leaves to the general decoder
+// like every other duplicate.
+func (p *frameParser) components() (map[string]wire.ComponentState, bool) {
+	out := map[string]wire.ComponentState{}
+	ok := p.object(func(name string) bool {
+		if _, dup := out[name]; dup {
+			return false
+		}
+		var c wire.ComponentState
+		var seen uint8
+		ok := p.object(func(key string) bool {
+			switch key {
+			case "kind", "state":
+				bit := uint8(1)
+				if key == "state" {
+					bit = 2
+				}
+				if seen&bit != 0 {
+					return false
+				}
+				seen |= bit
+				v, ok := p.str()
+				if !ok {
+					return false
+				}
+				if key == "kind" {
+					c.Kind = string(v)
+				} else {
+					c.State = string(v)
+				}
+				return true
+			case "metrics":
+				if seen&4 != 0 {
+					return false
+				}
+				seen |= 4
+				c.Metrics = map[string]float64{}
+				return p.object(func(m string) bool {
+					if _, dup := c.Metrics[m]; dup {
+						return false
+					}
+					lit, ok := p.number()
+					if !ok {
+						return false
+					}
+					f, err := strconv.ParseFloat(string(lit), 64)
+					if err != nil {
+						return false
+					}
+					c.Metrics[m] = f
+					return true
+				})
+			}
+			return false
+		})
+		if !ok {
+			return false
+		}
+		out[name] = c
+		return true
+	})
+	return out, ok
+}
+
+// object consumes an object whose keys are lower-case names (see
+// components), calling value with each key once the parser stands on its
+// value; value consumes the value and reports whether it could.
+func (p *frameParser) object(value func(key string) bool) bool {
+	if !p.byte('{') {
+		return false
+	}
+	p.ws()
+	if p.byte('}') {
+		return true
+	}
+	for {
+		p.ws()
+		k, ok := p.str()
+		if !ok {
+			return false
+		}
+		for _, c := range k {
+			if c >= 'A' && c <= 'Z' {
+				return false
+			}
+		}
+		p.ws()
+		if !p.byte(':') {
+			return false
+		}
+		p.ws()
+		if !value(string(k)) {
+			return false
+		}
+		p.ws()
+		if p.byte('}') {
+			return true
+		}
+		if !p.byte(',') {
+			return false
+		}
+	}
 }
 
 // frameParser walks one frame for DecodeReportFrame; every method

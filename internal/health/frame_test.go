@@ -2,6 +2,7 @@ package health
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -22,6 +23,15 @@ func TestDecodeReportFrameTakes(t *testing.T) {
 	if r.Service != "" || r.Instance != "" || *r.CPUPercent != cpu || *r.MemoryPercent != mem || r.Requests != 100 || r.Errors != 3 || r.ErrorRate != nil || !r.At.Equal(at) {
 		t.Fatalf("%s: got %+v", sdk, r)
 	}
+	cs := map[string]wire.ComponentState{"db": {Kind: "breaker", State: "open", Metrics: map[string]float64{"failures": 3, "rate": 0.5}}, "pool": {Kind: "bulkhead"}}
+	withComponents, err := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: wire.Report{CPUPercent: &cpu, MemoryPercent: &mem, Components: cs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok = DecodeReportFrame(withComponents, "svc", "inst")
+	if !ok || !reflect.DeepEqual(r.Components, cs) {
+		t.Fatalf("%s: got %+v, %v", withComponents, r.Components, ok)
+	}
 	r, ok = DecodeReportFrame([]byte(`{"type":"report","service":"svc","instance":"other","cpu_percent":1,"memory_percent":2,"error_rate":0.25}`), "svc", "inst")
 	if !ok || r.Service != "svc" || r.Instance != "other" || *r.ErrorRate != 0.25 || r.At != nil {
 		t.Fatalf("got %+v, %v", r, ok)
@@ -34,7 +44,10 @@ func TestDecodeReportFrameLeaves(t *testing.T) {
 		`{"type":"ack","version":1}`, `{}`, `{"cpu_percent":1}`, `{"type":"report","type":"report"}`,
 		`{"type":"report","Type":"report"}`, `{"type":"report","cpu_percent":null}`, `{"type":"report","cpu_percent":01}`,
 		`{"type":"report","cpu_percent":1e400}`, `{"type":"report","requests":1.5}`, `{"type":"report","service":"a\u0062"}`,
-		`{"type":"report","components":{}}`, `{"type":"report","version":1}`, `{"type":"report"}{}`, `{"type":"report",}`,
+		`{"type":"report","components":null}`, `{"type":"report","components":{"DB":{}}}`, `{"type":"report","components":{"db":{},"db":{}}}`,
+		`{"type":"report","components":{"db":{"Kind":"breaker"}}}`, `{"type":"report","components":{"db":{"metrics":{"a":1,"a":2}}}}`,
+		`{"type":"report","components":{"db":{"kind":"a","kind":"b"}}}`, `{"type":"report","components":{"db":{"other":1}}}`,
+		`{"type":"report","components":{"db":{"metrics":{"x":"1"}}}}`, `{"type":"report","components":[]}`, `{"type":"report","version":1}`, `{"type":"report"}{}`, `{"type":"report",}`,
 		`{"type":"report","at":"yesterday"}`, `{"type":"report"`, `[{"type":"report"}]`, `{"type":"report","cpu_percent":-}`,
 	} {
 		if r, ok := DecodeReportFrame([]byte(s), "svc", "inst"); ok {

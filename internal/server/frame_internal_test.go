@@ -26,6 +26,11 @@ var reportFrameSeeds = []string{
 	`{"type":"report","at":"2026-12-02T06:27:08+01:00"}`, `{"type":"report","service":"a\u0062"}`, `{"type":"report","service":"ä"}`,
 	`{"type":"report","version":2}`, `{"type":"report","unknown":1}`, `{"type":"report"} {}`, `{"type":"report"}x`,
 	`{"type":"report","components":{"db":{"kind":"breaker","state":"open","metrics":{"x":1}}}}`,
+	`{"type":"report","components":{}}`, `{"type":"report","components":{"a":{},"b":{"metrics":{}}}}`,
+	`{"type":"report","components":{"db":{"kind":"breaker"},"DB":{"kind":"breaker"}}}`, `{"type":"report","components":{"db":{"metrics":{"x":1,"X":2}}}}`,
+	`{"type":"report","components":{"db":{"kind":"a","kind":"b"}}}`, `{"type":"report","components":{"db":{"Kind":"a"}}}`,
+	`{"type":"report","components":{"db":{"metrics":{"x":1e999}}}}`, `{"type":"report","components":{"db":null}}`,
+	`{"type":"report","components":{"db":{"metrics":null}}}`, `{"type":"report","components":{"db":{"state":"\u006f"}}}`,
 	`{"type":"report","cpu_percent":1 2}`, `{"type":"report","cpu_percent":1true}`, `{"type":"report"`, `{"type":"report",`,
 	`{"type":"rep\u006frt"}`, `{"type":"nope"}`, `{}`, `[]`, `null`, ``, `{"type":"report","requests":12,"errors":3}`,
 }
