@@ -35,13 +35,16 @@ func main() {
 }
 
 type config struct {
-	bin     string
-	clients []int
-	changes int
-	par     int
-	settle  time.Duration
-	md      string
-	systems []string
+	bin      string
+	flagdBin string
+	clients  []int
+	changes  int
+	par      int
+	settle   time.Duration
+	md       string
+	systems  []string
+	// skipped says why a system asked for is not measured.
+	skipped []string
 	command string
 	self    []string
 	selfEnv []string
@@ -52,12 +55,13 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	c := &config{}
 	fs.StringVar(&c.bin, "bin", "", "the Brownout controller binary (go build -o ../../bin/controlplane ../../cmd/controlplane)")
+	fs.StringVar(&c.flagdBin, "flagd-bin", "", "a flagd binary (OpenFeature's flag daemon); without it flagd is not measured")
 	counts := fs.String("clients", "1000,5000", "client counts, comma-separated (at most 10000)")
 	fs.IntVar(&c.changes, "changes", 10, "changes per measurement (1–100)")
 	fs.IntVar(&c.par, "dial-parallel", 64, "connections dialled at once")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "idle time after connecting before memory is read")
 	fs.StringVar(&c.md, "bench-md", "", "Markdown file whose peers section (between <!-- peers:begin --> and <!-- peers:end -->) is rewritten")
-	systems := fs.String("systems", "brownout,centrifuge", "systems to measure, comma-separated")
+	systems := fs.String("systems", "brownout,centrifuge,flagd", "systems to measure, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -69,8 +73,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		c.clients = append(c.clients, n)
 	}
 	for _, s := range strings.Split(*systems, ",") {
-		if s != "brownout" && s != "centrifuge" {
-			return nil, fmt.Errorf("--systems: %q is not brownout or centrifuge", s)
+		switch s {
+		case "brownout", "centrifuge":
+		case "flagd":
+			if c.flagdBin == "" {
+				c.skipped = append(c.skipped, "flagd: not measured (no --flagd-bin given).")
+				continue
+			}
+		default:
+			return nil, fmt.Errorf("--systems: %q is not brownout, centrifuge or flagd", s)
 		}
 		c.systems = append(c.systems, s)
 	}
@@ -129,13 +140,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 func runWith(c *config, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	for _, s := range c.skipped {
+		fmt.Fprintln(stderr, "peers:", s)
+	}
 	before := loadavg()
 	var results []*Result
 	for _, n := range c.clients {
 		for _, s := range c.systems {
 			fmt.Fprintf(stderr, "%s peers: %s with %d clients\n", time.Now().Format("15:04:05"), s, n)
 			r := &Result{System: s, Clients: n}
-			if err := measure(ctx, c, r); err != nil {
+			if err := measure(ctx, c, r, stderr); err != nil {
 				r.Err = err.Error()
 				fmt.Fprintf(stderr, "  error: %v\n", err)
 			}
@@ -158,7 +172,7 @@ func runWith(c *config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func measure(ctx context.Context, c *config, r *Result) error {
+func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error {
 	payload := map[string]any{"service": "peers", "level": 2, "flags": map[string]bool{
 		"analytics": false, "personalization": false, "real_time_data": false, "recommendations": false}}
 	switch r.System {
@@ -200,6 +214,24 @@ func measure(ctx context.Context, c *config, r *Result) error {
 			return err
 		}
 		return sample(ctx, c, r, p.pid(), rss0, func(k int) (time.Duration, error) { return f.publish(ctx, base, int64(k+1), payload) })
+	case "flagd":
+		dir, err := os.MkdirTemp("", "peers-flagd-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		s, err := startFlagd(ctx, c.flagdBin, dir, stderr)
+		if err != nil {
+			return err
+		}
+		defer s.stop()
+		rss0, _ := rssKiB(s.pid())
+		f := &fdFleet{}
+		defer f.close()
+		if err := f.connect(ctx, s, r.Clients, c.par); err != nil {
+			return err
+		}
+		return sample(ctx, c, r, s.pid(), rss0, func(k int) (time.Duration, error) { return f.change(ctx, s, 1+k%2) })
 	}
 	return fmt.Errorf("unknown system %q", r.System)
 }
@@ -345,6 +377,9 @@ func report(c *config, rs []*Result, before, after string) string {
 		}
 	}
 	tw.Flush()
+	for _, s := range c.skipped {
+		fmt.Fprintf(&b, "\n%s\n", s)
+	}
 	return b.String()
 }
 
