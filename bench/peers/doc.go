@@ -7,15 +7,17 @@
 //     instances (sdk.Connect) each apply the new state.
 //   - centrifuge v0.40 (the library behind Centrifugo): one Publish to a
 //     channel that N websocket clients are subscribed to server-side.
-//   - flagd (OpenFeature's flag daemon), when --flagd names a binary: one
-//     change to its flag file, streamed to N EventStream subscribers.
+//   - flagd (OpenFeature's flag daemon), when --flagd-bin names a binary:
+//     one atomic rewrite of its flag file, streamed to N SyncFlags streams
+//     (what its in-process providers hold), each parsing the whole flag
+//     configuration.
 //
 // For each it reports the time from the change to the last client having
 // it, server CPU per client per change and server memory per connected
 // client, and the ratios to Brownout.
 //
 //	go build -o ../../bin/controlplane ../../cmd/controlplane
-//	go run . --bin ../../bin/controlplane --clients 1000,5000
+//	go run . --bin ../../bin/controlplane --flagd-bin PATH --clients 1000,5000
 //
 // It is its own module so that centrifuge and its dependencies stay out of
 // Brownout's.
