@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -80,18 +81,29 @@ func (c *Client) session() (established bool, retryAfter time.Duration, err erro
 	c.connections.Add(1)
 	conn.SetReadLimit(wire.MaxServerFrame)
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// Writes take no context (a cancellable one costs the websocket
+	// library a callback per frame): ending the connection is cancelling
+	// ctx with the reason, which ends a read, and closing the socket,
+	// which ends a write.
+	ctx, cancelCause := context.WithCancelCause(context.Background())
+	end := func(cause error) {
+		cancelCause(cause)
+		conn.CloseNow()
+	}
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
 	// Liveness: any frame or pong pushes the deadline back; missing it
 	// drops the connection.
-	watchdog := time.AfterFunc(c.cfg.deadAfter, cancel)
+	watchdog := time.AfterFunc(c.cfg.deadAfter, func() {
+		end(fmt.Errorf("no frame or pong from the controller for %s", c.cfg.deadAfter))
+	})
 	defer watchdog.Stop()
 	alive := func() { watchdog.Reset(c.cfg.deadAfter) }
 
-	s := &conn_{c: c, conn: conn, ackReady: make(chan struct{}, 1)}
+	s := &conn_{c: c, conn: conn, ackReady: make(chan struct{}, 1), end: end}
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); s.writeLoop(ctx, cancel) }()
+	go func() { defer wg.Done(); s.writeLoop(ctx) }()
 	go func() { defer wg.Done(); s.pingLoop(ctx, alive) }()
 	readErr := make(chan error, 1)
 	go func() { defer wg.Done(); readErr <- s.readLoop(ctx, alive) }()
@@ -201,6 +213,9 @@ type conn_ struct {
 	conn     *websocket.Conn
 	ack      atomic.Uint64 // version to acknowledge next, 0 if none
 	ackReady chan struct{}
+	// end cancels the session's context with its cause and closes the
+	// socket, which ends a blocked read or write.
+	end func(cause error)
 }
 
 // readLoop applies the frames the controller sends until the connection
@@ -210,6 +225,9 @@ func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 	for {
 		typ, data, err := s.conn.Read(ctx)
 		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && cause != context.Canceled && websocket.CloseStatus(err) == -1 {
+				return cause
+			}
 			return readError(err)
 		}
 		alive()
@@ -259,20 +277,41 @@ func (s *conn_) queueAck(v uint64) {
 
 // writeLoop sends acknowledgements and buffered reports. Acks go first: they
 // are small and the controller measures propagation with them.
-func (s *conn_) writeLoop(ctx context.Context, fail context.CancelFunc) {
+func (s *conn_) writeLoop(ctx context.Context) {
 	c := s.c
+	// One timer bounds every write: when a write outlasts writeTimeout
+	// the connection ends, which ends the write.
+	timeout := time.AfterFunc(time.Hour, func() {
+		s.end(fmt.Errorf("a write to the controller took longer than %s", c.cfg.writeTimeout))
+	})
+	timeout.Stop()
+	defer timeout.Stop()
+	write := func(data []byte) error {
+		timeout.Reset(c.cfg.writeTimeout)
+		err := s.conn.Write(context.Background(), websocket.MessageText, data)
+		if !timeout.Stop() && err == nil {
+			err = context.Cause(ctx)
+		}
+		return err
+	}
+	var ack []byte
 	for {
 		if v := s.ack.Swap(0); v != 0 {
-			if err := s.write(ctx, wire.Ack{Type: wire.TypeAck, Version: v}); err != nil {
-				fail()
+			ack = wire.AppendAck(ack[:0], v)
+			if err := write(ack); err != nil {
+				s.end(err)
 				return
 			}
 			c.acked.Store(v)
 			continue
 		}
 		if r, ok := c.ring.peek(); ok {
-			if err := s.write(ctx, wire.ReportFrame{Type: wire.TypeReport, Report: r}); err != nil {
-				fail()
+			data, err := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: r})
+			if err == nil {
+				err = write(data)
+			}
+			if err != nil {
+				s.end(err)
 				return
 			}
 			c.ring.pop()
@@ -286,16 +325,6 @@ func (s *conn_) writeLoop(ctx context.Context, fail context.CancelFunc) {
 		case <-c.reportReady:
 		}
 	}
-}
-
-func (s *conn_) write(ctx context.Context, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.c.cfg.writeTimeout)
-	defer cancel()
-	return s.conn.Write(ctx, websocket.MessageText, data)
 }
 
 // pingLoop pings the controller so that a silent connection is noticed:

@@ -157,14 +157,17 @@ func (s *Server) serveSubscriber(c *websocket.Conn, p auth.Principal, service, i
 func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *hub.Subscriber, p auth.Principal) string {
 	bad := 0
 	for {
-		typ, data, err := c.Read(ctx)
+		// Reads take no context (a cancellable one costs the websocket
+		// library a callback per frame): the writer cancels ctx and then
+		// closes the connection, which ends the read.
+		typ, data, err := c.Read(context.Background())
 		if err != nil {
 			switch {
 			case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
 				return "too_big"
 			case websocket.CloseStatus(err) != -1:
 				return "client_closed"
-			case errors.Is(err, context.Canceled):
+			case ctx.Err() != nil:
 				return "ended"
 			default:
 				return "read_error"

@@ -23,10 +23,11 @@ type connWriter struct {
 	c      *websocket.Conn
 	sub    *hub.Subscriber
 
-	// wctx is cancelled by deadline when a write or ping outlasts
-	// WriteTimeout; one context and one timer serve every write.
-	wctx     context.Context
-	wcancel  context.CancelFunc
+	// deadline closes the connection when a write or ping outlasts
+	// WriteTimeout; one timer serves every write. Writes take no context:
+	// a cancellable one costs the websocket library a callback registered
+	// and removed on every frame, and closing the connection ends a write
+	// as surely.
 	deadline *time.Timer
 	ping     *time.Timer
 	pingDue  atomic.Bool
@@ -39,8 +40,7 @@ type connWriter struct {
 
 func newConnWriter(s *Server, ctx context.Context, cancel context.CancelFunc, c *websocket.Conn, sub *hub.Subscriber) *connWriter {
 	w := &connWriter{s: s, ctx: ctx, cancel: cancel, c: c, sub: sub}
-	w.wctx, w.wcancel = context.WithCancel(ctx)
-	w.deadline = time.AfterFunc(time.Hour, w.wcancel)
+	w.deadline = time.AfterFunc(time.Hour, func() { w.c.CloseNow() })
 	w.deadline.Stop()
 	w.ping = time.AfterFunc(s.cfg.PingInterval, func() {
 		w.pingDue.Store(true)
@@ -120,10 +120,10 @@ func (w *connWriter) drain() {
 // peer, ends the connection and reports false.
 func (w *connWriter) timed(op func(context.Context) error) bool {
 	w.deadline.Reset(w.s.cfg.WriteTimeout)
-	err := op(w.wctx)
+	err := op(context.Background())
 	if !w.deadline.Stop() || err != nil {
-		w.c.CloseNow()
 		w.cancel()
+		w.c.CloseNow()
 		w.idle()
 		return false
 	}
@@ -136,14 +136,15 @@ func (w *connWriter) idle() {
 	w.mu.Unlock()
 }
 
-// stop waits for a running write to finish and lets no new one start.
+// stop ends the connection, waits for a running write to give up and lets
+// no new one start. The reader has ended: nothing more can arrive, so
+// nothing is lost by closing first.
 func (w *connWriter) stop() {
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
 	w.ping.Stop()
+	w.c.CloseNow()
 	w.wg.Wait()
 	w.deadline.Stop()
-	w.wcancel()
-	w.c.CloseNow()
 }
