@@ -367,6 +367,32 @@ func TestOversizeFrameClosesWith1009(t *testing.T) {
 	}
 }
 
+// TestOversizeFrameLingers sends a frame far larger than the socket
+// buffers hold, so the controller refuses it while the client is still
+// writing it. The client's write must complete and it must read 1009: a
+// controller that closed with the rest of the frame unread would reset
+// the connection instead.
+func TestOversizeFrameLingers(t *testing.T) {
+	s := servertest.Start(t)
+	for i := range 5 {
+		sub := mustDial(t, s, s.AdminToken, "big", fmt.Sprintf("b-%d", i))
+		sub.waitFor("initial", func(f stateFrame) bool { return f.Type == "state" })
+		sub.send(map[string]any{"type": "report", "pad": strings.Repeat("x", 900<<10)})
+		var err error
+		for err == nil {
+			_, err = sub.next(5 * time.Second)
+		}
+		if got := websocket.CloseStatus(err); got != websocket.StatusMessageTooBig {
+			t.Fatalf("round %d: close status %d (%v), want 1009", i, got, err)
+		}
+	}
+	// The close is counted under its own reason, not as a read error.
+	eventually(t, "closes counted as too_big", func() bool {
+		_, m := s.Do(t, "GET", "/metrics", "", nil)
+		return strings.Contains(string(m), `brownout_ws_closes_total{reason="too_big"} 5`)
+	})
+}
+
 func TestBadFramesGetErrorsAndChangeNothing(t *testing.T) {
 	s := servertest.Start(t)
 	sub := mustDial(t, s, s.AdminToken, "frames", "f-1")

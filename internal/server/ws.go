@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -86,7 +87,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, brownout.Errorf(brownout.ETHROTTLED, "%s", msg))
 		return
 	}
-	c, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	c, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		OriginPatterns:  s.cfg.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
@@ -103,12 +105,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	// the middleware), the request and its headers are freed, about half
 	// of what an idle subscriber used to hold.
 	s.conns.Add(1)
-	go s.serveSubscriber(c, p, service, instance, known, epoch, release)
+	go s.serveSubscriber(c, sb.conn, p, service, instance, known, epoch, release)
 }
 
 // serveSubscriber runs one upgraded connection until it ends: it registers
 // the subscriber, starts its writer and reads acks and reports.
-func (s *Server) serveSubscriber(c *websocket.Conn, p auth.Principal, service, instance string, known uint64, epoch string, release func()) {
+func (s *Server) serveSubscriber(c *websocket.Conn, raw net.Conn, p auth.Principal, service, instance string, known uint64, epoch string, release func()) {
 	defer s.conns.Add(-1)
 	defer release()
 	defer func() {
@@ -148,6 +150,10 @@ func (s *Server) serveSubscriber(c *websocket.Conn, p auth.Principal, service, i
 	w8 := newConnWriter(s, ctx, cancel, c, sub)
 	reason := s.readLoop(ctx, c, sub, p)
 	cancel()
+	if reason == "too_big" {
+		// The library has sent 1009; the rest of the frame is unread.
+		lingerClose(raw)
+	}
 	w8.stop()
 	s.metrics.WSCloses.WithLabelValues(reason).Inc()
 }
@@ -163,7 +169,7 @@ func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *hub.Subsc
 		typ, data, err := c.Read(context.Background())
 		if err != nil {
 			switch {
-			case websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+			case errors.Is(err, websocket.ErrMessageTooBig), websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
 				return "too_big"
 			case websocket.CloseStatus(err) != -1:
 				return "client_closed"

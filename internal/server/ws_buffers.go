@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 )
 
 // Buffer sizes of an upgraded connection. net/http hands a hijacked
@@ -24,12 +25,13 @@ const (
 // sizes instead of net/http's.
 type smallBuffers struct {
 	http.ResponseWriter
+	conn net.Conn // the hijacked connection, once Hijack has run
 }
 
 // Hijack hands the connection over with small buffers. Bytes the client
 // sent after its handshake, which net/http has read already, stay first
 // in line.
-func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := s.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("response writer cannot hijack")
@@ -53,5 +55,32 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
+	s.conn = conn
 	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, wsWriteBuffer)), nil
+}
+
+// Lingering close, after the controller refused a frame it did not read
+// to its end. Closing a socket with unread bytes in it makes the kernel
+// answer with a reset, which can reach the client before it has read the
+// close frame: it would see "connection reset" instead of 1009, and its
+// own write of the oversized frame fails. So the controller stops
+// sending, reads and drops what still arrives until the client closes,
+// and closes then, or after lingerFor or lingerBytes at most.
+const (
+	lingerFor   = 2 * time.Second
+	lingerBytes = 1 << 20
+)
+
+// lingerClose half-closes conn, drains it within the bounds above and
+// closes it. The close frame must have been written already.
+func lingerClose(conn net.Conn) {
+	if conn == nil {
+		return
+	}
+	defer conn.Close()
+	if hc, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(lingerFor))
+	_, _ = io.CopyN(io.Discard, conn, lingerBytes)
 }
