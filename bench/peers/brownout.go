@@ -60,6 +60,12 @@ func (f *boFleet) connect(ctx context.Context, base, token string, n, par int) e
 			defer wg.Done()
 			defer func() { <-sem }()
 			for bc.level.Load() < 0 && ctx.Err() == nil {
+				// The first state may have been delivered before OnChange
+				// was registered: then only State shows it.
+				if st := c.State(); st.Source == sdk.SourceController {
+					bc.level.CompareAndSwap(-1, int32(st.Level))
+					break
+				}
 				time.Sleep(2 * time.Millisecond)
 			}
 		}()
@@ -114,7 +120,9 @@ func (p *proc) stop() {
 	}
 }
 
-func startController(ctx context.Context, bin, dir string) (*proc, string, string, error) {
+// startController runs the controller on a free loopback port, with its
+// pprof on debugAddr when that is set.
+func startController(ctx context.Context, bin, dir, debugAddr string) (*proc, string, string, error) {
 	token := randomToken()
 	addr, err := freeAddr()
 	if err != nil {
@@ -127,6 +135,9 @@ func startController(ctx context.Context, bin, dir string) (*proc, string, strin
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", dir,
 		"--max-conns-per-token", "100000", "--max-conns", "0", "--max-conns-per-addr", "0",
 		"--max-subscribers", "0", "--max-subscribers-per-addr", "0", "--log-level", "warn")
+	if debugAddr != "" {
+		cmd.Args = append(cmd.Args, "--debug-addr", debugAddr)
+	}
 	cmd.Env = append(os.Environ(), "CONTROLPLANE_ADMIN_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -63,6 +64,12 @@ func centrifugeServer(args []string) error {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	if d := os.Getenv("PEERS_DEBUG_ADDR"); d != "" {
+		// --cpu-profile: pprof on a loopback address of the tool's choice.
+		dmux := http.NewServeMux()
+		dmux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { _ = http.ListenAndServe(d, dmux) }()
 	}
 	fmt.Printf("listening %s pid %d\n", ln.Addr(), os.Getpid())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -48,6 +48,11 @@ type config struct {
 	command string
 	self    []string
 	selfEnv []string
+	// profile, when set, is a directory that receives CPU profiles of
+	// each measurement's changes: the server's and the tool's (the
+	// clients'), profileFor long.
+	profile    string
+	profileFor time.Duration
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -62,6 +67,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "idle time after connecting before memory is read")
 	fs.StringVar(&c.md, "bench-md", "", "Markdown file whose peers section (between <!-- peers:begin --> and <!-- peers:end -->) is rewritten")
 	systems := fs.String("systems", "brownout,centrifuge,flagd", "systems to measure, comma-separated")
+	fs.StringVar(&c.profile, "cpu-profile", "", "directory for CPU profiles of the changes, the server's (SYSTEM-N-server.pprof; not flagd) and this tool's clients' (SYSTEM-N-clients.pprof); changes past --changes keep the servers busy until the profiles end and are not counted")
+	fs.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "how long each --cpu-profile profile runs (1s–60s)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -87,6 +94,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.changes < 1 || c.changes > 100 {
 		return nil, errors.New("--changes must be 1 to 100")
+	}
+	if c.profileFor < time.Second || c.profileFor > time.Minute {
+		return nil, errors.New("--profile-for must be 1s to 60s")
 	}
 	if c.par < 1 || c.par > 1024 {
 		return nil, errors.New("--dial-parallel must be 1 to 1024")
@@ -182,7 +192,13 @@ func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error 
 			return err
 		}
 		defer os.RemoveAll(dir)
-		p, base, token, err := startController(ctx, c.bin, dir)
+		var debugAddr string
+		if c.profile != "" {
+			if debugAddr, err = freeAddr(); err != nil {
+				return err
+			}
+		}
+		p, base, token, err := startController(ctx, c.bin, dir, debugAddr)
 		if err != nil {
 			return err
 		}
@@ -200,9 +216,18 @@ func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error 
 		if err := f.connect(ctx, base, tok.Token, r.Clients, c.par); err != nil {
 			return err
 		}
-		return sample(ctx, c, r, p.pid(), rss0, func(k int) (time.Duration, error) { return f.change(ctx, a, 1+k%2) })
+		return sample(ctx, c, r, p.pid(), rss0, debugAddr, func(k int) (time.Duration, error) { return f.change(ctx, a, 1+k%2) })
 	case "centrifuge":
-		p, base, err := startSelf(ctx, c.self, c.selfEnv)
+		env := c.selfEnv
+		var debugAddr string
+		if c.profile != "" {
+			var err error
+			if debugAddr, err = freeAddr(); err != nil {
+				return err
+			}
+			env = append(slices.Clone(env), "PEERS_DEBUG_ADDR="+debugAddr)
+		}
+		p, base, err := startSelf(ctx, c.self, env)
 		if err != nil {
 			return err
 		}
@@ -213,7 +238,7 @@ func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error 
 		if err := f.connect(ctx, r.Clients, c.par); err != nil {
 			return err
 		}
-		return sample(ctx, c, r, p.pid(), rss0, func(k int) (time.Duration, error) { return f.publish(ctx, base, int64(k+1), payload) })
+		return sample(ctx, c, r, p.pid(), rss0, debugAddr, func(k int) (time.Duration, error) { return f.publish(ctx, base, int64(k+1), payload) })
 	case "flagd":
 		dir, err := os.MkdirTemp("", "peers-flagd-")
 		if err != nil {
@@ -231,14 +256,16 @@ func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error 
 		if err := f.connect(ctx, s, r.Clients, c.par); err != nil {
 			return err
 		}
-		return sample(ctx, c, r, s.pid(), rss0, func(k int) (time.Duration, error) { return f.change(ctx, s, 1+k%2) })
+		return sample(ctx, c, r, s.pid(), rss0, "", func(k int) (time.Duration, error) { return f.change(ctx, s, 1+k%2) })
 	}
 	return fmt.Errorf("unknown system %q", r.System)
 }
 
 // sample waits for the connections to settle, reads memory, then makes
-// the changes and reads the CPU they cost.
-func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, change func(k int) (time.Duration, error)) error {
+// the changes and reads the CPU they cost. With --cpu-profile it profiles
+// the changes, the server's through its pprof address debugAddr (none:
+// the tool's only), and keeps changing until the profiles end.
+func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, debugAddr string, change func(k int) (time.Duration, error)) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -254,6 +281,13 @@ func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, chan
 	if err != nil {
 		return err
 	}
+	var prof *profiler
+	if c.profile != "" {
+		name := fmt.Sprintf("%s-%d", r.System, r.Clients)
+		if prof, err = startProfiles(ctx, c.profile, name, debugAddr, c.profileFor); err != nil {
+			return err
+		}
+	}
 	for k := range c.changes {
 		d, err := change(k)
 		if err != nil {
@@ -267,7 +301,16 @@ func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, chan
 		return err
 	}
 	r.CPUPerClientChangeUs = (cpu1 - cpu0) / float64(c.changes*r.Clients) * 1e6
-	return nil
+	if prof == nil {
+		return nil
+	}
+	for k := c.changes; !prof.done(); k++ {
+		if _, err := change(k); err != nil {
+			return fmt.Errorf("change %d (profiling): %w", k+1, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return prof.stop()
 }
 
 func startSelf(ctx context.Context, self, env []string) (*proc, string, error) {
