@@ -12,6 +12,7 @@ targets=(
   ./internal/featureflags:FuzzSetValidate
   ./internal/server:FuzzFrameDecode
   ./internal/server:FuzzReportFrameFastPath
+  ./sdk/wire:FuzzDecodeFrameFastPath
   ./internal/server:FuzzSubscribeFrames
   ./internal/server:FuzzHistoryQuery
   ./web:FuzzSignIn

@@ -294,8 +294,14 @@ type Frame struct {
 	Field         string          `json:"field,omitempty"`
 }
 
-// DecodeFrame decodes a server→client frame.
+// DecodeFrame decodes a server→client frame. A state frame as the
+// controller encodes it takes a path without reflection; anything else,
+// and any state frame spelled otherwise, goes through encoding/json, with
+// the same result.
 func DecodeFrame(data []byte) (Frame, error) {
+	if f, ok := decodeStateFast(data); ok {
+		return f, nil
+	}
 	var f Frame
 	err := json.Unmarshal(data, &f)
 	return f, err
