@@ -10,8 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -74,7 +77,7 @@ func (c *Client) runTransport() {
 // reports whether the upgrade succeeded; retryAfter is the controller's
 // Retry-After on a refused upgrade.
 func (c *Client) session() (established bool, retryAfter time.Duration, err error) {
-	conn, retryAfter, err := c.dial()
+	conn, raw, retryAfter, err := c.dial()
 	if err != nil {
 		return false, retryAfter, err
 	}
@@ -100,7 +103,12 @@ func (c *Client) session() (established bool, retryAfter time.Duration, err erro
 	defer watchdog.Stop()
 	alive := func() { watchdog.Reset(c.cfg.deadAfter) }
 
-	s := &conn_{c: c, conn: conn, ackReady: make(chan struct{}, 1), end: end}
+	s := &conn_{c: c, conn: conn, ackReady: make(chan struct{}, 1), end: end, readCtx: context.Background()}
+	if raw == nil {
+		// Without the socket in hand only a cancellable read can be ended
+		// while the close handshake holds the connection.
+		s.readCtx = ctx
+	}
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); s.writeLoop(ctx) }()
@@ -124,6 +132,12 @@ func (c *Client) session() (established bool, retryAfter time.Duration, err erro
 		err = ErrClosed
 	}
 	cancel()
+	if raw != nil {
+		// A close handshake still waiting for a silent controller holds
+		// the connection (CloseNow waits for it, up to seconds); closing
+		// the socket ends it, and the read, at once.
+		raw.Close()
+	}
 	conn.CloseNow()
 	wg.Wait()
 
@@ -139,7 +153,10 @@ func (c *Client) session() (established bool, retryAfter time.Duration, err erro
 	return true, 0, err
 }
 
-func (c *Client) dial() (*websocket.Conn, time.Duration, error) {
+// dial upgrades a connection. raw is the socket under it, when the HTTP
+// client's transport reports it (net/http's does), so that the session
+// can end reads without a cancellable context.
+func (c *Client) dial() (conn *websocket.Conn, raw net.Conn, retryAfter time.Duration, err error) {
 	u := c.subscribeURL
 	c.mu.Lock()
 	if c.applied > 0 {
@@ -156,6 +173,12 @@ func (c *Client) dial() (*websocket.Conn, time.Duration, error) {
 	h.Set("User-Agent", userAgent)
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.dialTimeout)
 	defer cancel()
+	var mu sync.Mutex
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		mu.Lock()
+		raw = i.Conn
+		mu.Unlock()
+	}})
 	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient:   c.httpClient,
 		HTTPHeader:   h,
@@ -167,11 +190,13 @@ func (c *Client) dial() (*websocket.Conn, time.Duration, error) {
 			if resp.Body != nil {
 				body, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
 			}
-			return nil, parseRetryAfter(resp.Header.Get("Retry-After")), &StatusError{StatusCode: resp.StatusCode, Body: errorMessage(body)}
+			return nil, nil, parseRetryAfter(resp.Header.Get("Retry-After")), &StatusError{StatusCode: resp.StatusCode, Body: errorMessage(body)}
 		}
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	return conn, 0, nil
+	mu.Lock()
+	defer mu.Unlock()
+	return conn, raw, 0, nil
 }
 
 const userAgent = "brownout-go-sdk/1"
@@ -216,14 +241,27 @@ type conn_ struct {
 	// end cancels the session's context with its cause and closes the
 	// socket, which ends a blocked read or write.
 	end func(cause error)
+	// readCtx bounds reads: the background context when the session can
+	// close the socket itself (a cancellable one costs the websocket
+	// library a callback registered and removed per frame), else the
+	// session's.
+	readCtx context.Context
 }
 
 // readLoop applies the frames the controller sends until the connection
 // ends and returns why it ended.
 func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 	c := s.c
+	var buf []byte
 	for {
-		typ, data, err := s.conn.Read(ctx)
+		// Whoever cancels ctx closes the socket too, which ends a read
+		// that does not take ctx (see readCtx). Frames are read into one
+		// buffer, reused: what a frame decodes to is copied out of it.
+		typ, data, err := readMessage(s.readCtx, s.conn, buf[:0])
+		buf = data
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && cause != context.Canceled && websocket.CloseStatus(err) == -1 {
 				return cause
@@ -253,6 +291,32 @@ func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 				slog.String(logKeyCode, f.Code), slog.String("message", f.Message))
 		default:
 			// Unknown types are ignored so that the controller can add some.
+		}
+	}
+}
+
+// maxKeptBuffer is the largest read buffer a connection keeps between
+// frames; a larger frame's buffer is dropped once it is decoded.
+const maxKeptBuffer = 16 << 10
+
+// readMessage reads the next message into buf, which it grows as needed,
+// instead of a fresh slice per message as websocket.Conn.Read does.
+func readMessage(ctx context.Context, conn *websocket.Conn, buf []byte) (websocket.MessageType, []byte, error) {
+	typ, r, err := conn.Reader(ctx)
+	if err != nil {
+		return 0, buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(512, cap(buf)))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return typ, buf, nil
+		}
+		if err != nil {
+			return 0, buf, err
 		}
 	}
 }
