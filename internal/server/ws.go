@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 
 	"github.com/coder/websocket"
@@ -162,11 +164,19 @@ func (s *Server) serveSubscriber(c *websocket.Conn, raw net.Conn, p auth.Princip
 // why it ended (for metrics).
 func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *hub.Subscriber, p auth.Principal) string {
 	bad := 0
+	var buf []byte
 	for {
 		// Reads take no context (a cancellable one costs the websocket
 		// library a callback per frame): the writer cancels ctx and then
-		// closes the connection, which ends the read.
-		typ, data, err := c.Read(context.Background())
+		// closes the connection, which ends the read. Every subscriber
+		// acks every change, so frames are read into one buffer per
+		// connection instead of a fresh slice each: nothing keeps a
+		// frame's bytes past handleFrame.
+		typ, data, err := readMessage(c, buf[:0])
+		buf = data
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, websocket.ErrMessageTooBig), websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
@@ -189,6 +199,32 @@ func (s *Server) readLoop(ctx context.Context, c *websocket.Conn, sub *hub.Subsc
 			continue
 		}
 		bad = 0
+	}
+}
+
+// maxKeptBuffer is the largest read buffer a connection keeps between
+// frames; a larger frame's (a report with many components) is dropped
+// once handled.
+const maxKeptBuffer = 4 << 10
+
+// readMessage reads the next message into buf, grown as needed.
+func readMessage(c *websocket.Conn, buf []byte) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.Reader(context.Background())
+	if err != nil {
+		return 0, buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(64, cap(buf)))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return typ, buf, nil
+		}
+		if err != nil {
+			return 0, buf, err
+		}
 	}
 }
 
