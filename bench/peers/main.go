@@ -121,6 +121,9 @@ type Result struct {
 	LastMs []float64
 	// CPUPerClientChangeUs: server CPU over the changes / (changes × clients).
 	CPUPerClientChangeUs float64
+	// ClientCPUUs: this tool's CPU (the clients') over the changes /
+	// (changes × clients); the clients share the machine with the server.
+	ClientCPUUs float64
 	// KiBPerClient: server RSS with the clients connected minus before, per client.
 	KiBPerClient float64
 	Err          string
@@ -281,6 +284,7 @@ func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, debu
 	if err != nil {
 		return err
 	}
+	self0, _ := cpuSeconds(os.Getpid())
 	var prof *profiler
 	if c.profile != "" {
 		name := fmt.Sprintf("%s-%d", r.System, r.Clients)
@@ -301,6 +305,8 @@ func sample(ctx context.Context, c *config, r *Result, pid int, rss0 int64, debu
 		return err
 	}
 	r.CPUPerClientChangeUs = (cpu1 - cpu0) / float64(c.changes*r.Clients) * 1e6
+	self1, _ := cpuSeconds(os.Getpid())
+	r.ClientCPUUs = (self1 - self0) / float64(c.changes*r.Clients) * 1e6
 	if prof == nil {
 		return nil
 	}
@@ -394,15 +400,15 @@ func report(c *config, rs []*Result, before, after string) string {
 	fmt.Fprintf(&b, "Written by the tool on %s; %d CPUs, %s; load average before %s, after %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), before, after)
 	fmt.Fprintf(&b, "```sh\ncd bench/peers\n%s\n```\n\n", c.command)
-	fmt.Fprintf(&b, "%d changes per measurement; each server in its own process, the clients in the tool's.\n\n", c.changes)
-	b.WriteString("| system | clients | change → last client p50 | max | server CPU per client per change | server memory per client |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "%d changes per measurement; each server in its own process, the clients in the tool's (their CPU, the last column, is the tool's over the changes).\n\n", c.changes)
+	b.WriteString("| system | clients | change → last client p50 | max | server CPU per client per change | server memory per client | clients' CPU per client per change |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rs {
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %s | %d | failed: %s | | | |\n", r.System, r.Clients, r.Err)
+			fmt.Fprintf(&b, "| %s | %d | failed: %s | | | | |\n", r.System, r.Clients, r.Err)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.1f ms | %.1f ms | %.2f µs | %.1f KiB |\n", r.System, r.Clients, r.p50(), r.max(), r.CPUPerClientChangeUs, r.KiBPerClient)
+		fmt.Fprintf(&b, "| %s | %d | %.1f ms | %.1f ms | %.2f µs | %.1f KiB | %.2f µs |\n", r.System, r.Clients, r.p50(), r.max(), r.CPUPerClientChangeUs, r.KiBPerClient, r.ClientCPUUs)
 	}
 	b.WriteString("\nRatios, peer ÷ Brownout (above 1: Brownout is ahead):\n\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 1, ' ', 0)
