@@ -19,6 +19,9 @@
 //	go build -o ../../bin/controlplane ../../cmd/controlplane
 //	go run . --bin ../../bin/controlplane --flagd-bin PATH --clients 1000,5000
 //
+// --cpu-profile DIR also writes CPU profiles of each server (flagd's
+// excepted) and of the tool's own clients during the changes.
+//
 // It is its own module so that centrifuge and its dependencies stay out of
 // Brownout's.
 package main
