@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -61,6 +62,69 @@ func BenchmarkCommitToNotify(b *testing.B) {
 	}
 	b.ReportMetric(pct(rtt, 0.5), "rtt-p50-ms")
 	b.ReportMetric(pct(rtt, 0.99), "rtt-p99-ms")
+	b.ReportMetric(pct(commit, 0.5), "commit-p50-ms")
+	b.ReportMetric(pct(commit, 0.99), "commit-p99-ms")
+	b.ReportMetric(pct(notify, 0.5), "notify-p50-ms")
+	b.ReportMetric(pct(notify, 0.99), "notify-p99-ms")
+}
+
+// BenchmarkFencedCommitToNotify is BenchmarkCommitToNotify for what a
+// leader commits when an override changes ten services: ten states, each
+// with its level change, in one fenced transaction, until the other
+// replica has heard of the last of them:
+//
+//	go test -run '^$' -bench FencedCommitToNotify -benchtime 1000x ./internal/storage/postgres/
+func BenchmarkFencedCommitToNotify(b *testing.B) {
+	dsn := pgtest.NewDatabase(b)
+	ctx := context.Background()
+	a := mustOpenOpts(b, dsn, Options{Replica: "a"})
+	rb := mustOpenOpts(b, dsn, Options{Replica: "b"})
+	term, err := a.Lead(ctx, "a", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fctx := brownout.WithFence(ctx, brownout.Fence{Replica: "a", Term: term})
+	const services = 10
+	got := make(chan time.Time, 4*services)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan struct{})
+	go func() {
+		_ = rb.Listen(lctx, func(c brownout.Change) {
+			switch c.Kind {
+			case brownout.ChangeResync:
+				close(ready)
+			case brownout.ChangeState:
+				got <- time.Now()
+			}
+		})
+	}()
+	<-ready
+	var commit, notify []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		batch := make([]brownout.StateChange, services)
+		for j := range batch {
+			batch[j] = state(fmt.Sprintf("svc-%02d", j), i%4)
+			batch[j].Changes = []brownout.LevelChange{{Kind: brownout.KindEffective, FromLevel: (i + 3) % 4, ToLevel: i % 4,
+				At: batch[j].State.ChangedAt, Cause: brownout.CauseOverride, Inputs: []byte(`{}`)}}
+		}
+		t1 := time.Now()
+		if err := a.SaveServiceStates(fctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		commit = append(commit, time.Since(t1))
+		var last time.Time
+		for range services {
+			last = <-got
+		}
+		notify = append(notify, last.Sub(t1))
+	}
+	b.StopTimer()
+	pct := func(d []time.Duration, p float64) float64 {
+		slices.Sort(d)
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
 	b.ReportMetric(pct(commit, 0.5), "commit-p50-ms")
 	b.ReportMetric(pct(commit, 0.99), "commit-p99-ms")
 	b.ReportMetric(pct(notify, 0.5), "notify-p50-ms")

@@ -201,7 +201,23 @@ func (db *DB) SetObserver(fn storage.Observer) {
 // inTx runs fn in one read-committed write transaction and commits it, or
 // rolls back when fn fails. op names the operation for errors and the
 // observer.
-func (db *DB) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (err error) {
+func (db *DB) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	return db.inTxBatch(ctx, op, txBatch(), fn)
+}
+
+// txBatch returns a batch that begins a transaction: the statements queued
+// on it go to the server in the same round trip as the BEGIN.
+func txBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	return b
+}
+
+// inTxBatch is inTx whose first statements are b's (made by txBatch), sent
+// with the BEGIN in one round trip and checked by their callbacks; fn, if
+// not nil, runs after them. A transaction that needs nothing it has not
+// read costs two round trips, BEGIN with its statements and COMMIT.
+func (db *DB) inTxBatch(ctx context.Context, op string, b *pgx.Batch, fn func(tx pgx.Tx) error) (err error) {
 	start := time.Now()
 	defer func() {
 		if o := db.observer.Load(); o != nil {
@@ -210,20 +226,28 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) (er
 	}()
 	ctx, cancel := context.WithTimeout(ctx, db.writeTimeout)
 	defer cancel()
-	tx, err := db.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: begin: %w", op, translate(err))
-	}
+	br := db.pool.SendBatch(ctx, b)
+	tx := br.Tx()
 	defer func() {
 		if err != nil {
-			// A fresh context: the caller's may be what ended the transaction.
+			// A fresh context: the caller's may be what ended the
+			// transaction. The rollback also returns the connection to the
+			// pool; it is harmless when the BEGIN itself failed.
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = tx.Rollback(rctx)
 			cancel()
 		}
 	}()
-	if err := fn(tx); err != nil {
+	if err := br.Close(); err != nil {
+		if b.Len() == 1 {
+			return fmt.Errorf("%s: begin: %w", op, translate(err))
+		}
 		return fmt.Errorf("%s: %w", op, translate(err))
+	}
+	if fn != nil {
+		if err := fn(tx); err != nil {
+			return fmt.Errorf("%s: %w", op, translate(err))
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("%s: commit: %w", op, translate(err))

@@ -22,14 +22,24 @@ const Channel = "brownout_changes"
 // notify announces c to every listener, within tx: PostgreSQL delivers it
 // when, and only if, tx commits, and in commit order.
 func (db *DB) notify(ctx context.Context, tx pgx.Tx, c brownout.Change) error {
+	b := &pgx.Batch{}
+	if err := db.queueNotify(b, c); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueNotify queues notify's statement on b, a batch sent within the
+// announcing transaction.
+func (db *DB) queueNotify(b *pgx.Batch, c brownout.Change) error {
 	c.Replica = db.replica
 	c.At = db.now().UTC()
-	b, err := json.Marshal(c)
+	p, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, string(b))
-	return err
+	b.Queue(`SELECT pg_notify($1, $2)`, Channel, string(p))
+	return nil
 }
 
 const (

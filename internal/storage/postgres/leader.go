@@ -64,19 +64,25 @@ func (db *DB) Resign(ctx context.Context, replica string, term int64) error {
 	return nil
 }
 
-// checkFence fails with brownout.ErrFenced unless f is the current,
-// unexpired leadership, and holds the lease row shared until the
-// transaction ends, so that a takeover (an UPDATE of the row) waits for
-// this commit and can never interleave with it.
-func checkFence(ctx context.Context, tx pgx.Tx, f brownout.Fence) error {
-	var one int
-	err := tx.QueryRow(ctx,
-		`SELECT 1 FROM leader WHERE id = 1 AND holder = $1 AND term = $2 AND expires_at > clock_timestamp() FOR SHARE`,
-		f.Replica, f.Term).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("term %d of %q: %w", f.Term, f.Replica, brownout.ErrFenced)
-	}
-	return err
+// fenceQuery selects the lease row when the fence ($1, $2) is the current,
+// unexpired leadership, and holds it shared until the transaction ends, so
+// that a takeover (an UPDATE of the row) waits for this commit and can
+// never interleave with it.
+const fenceQuery = `SELECT 1 FROM leader WHERE id = 1 AND holder = $1 AND term = $2 AND expires_at > clock_timestamp() FOR SHARE`
+
+// queueFence queues on b the check that f still leads: the batch fails
+// with brownout.ErrFenced there, before any statement after it is
+// checked, unless f is the current, unexpired leadership (see fenceQuery).
+// The transaction must be rolled back when it fails.
+func queueFence(b *pgx.Batch, f brownout.Fence) {
+	b.Queue(fenceQuery, f.Replica, f.Term).QueryRow(func(row pgx.Row) error {
+		var one int
+		err := row.Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("term %d of %q: %w", f.Term, f.Replica, brownout.ErrFenced)
+		}
+		return err
+	})
 }
 
 // PutPartials stores one replica's folds of one tick, one body per

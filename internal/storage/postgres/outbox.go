@@ -89,16 +89,23 @@ func (db *DB) DeleteWebhook(ctx context.Context, id string, a brownout.AuditEntr
 // insertEvents writes one outbox row per event and webhook that wants it,
 // within tx.
 func insertEvents(ctx context.Context, tx pgx.Tx, evs []brownout.Event) error {
+	b := &pgx.Batch{}
+	if err := queueEvents(b, evs); err != nil {
+		return err
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueEvents queues on b, a batch sent within a transaction, one
+// statement that writes every event's outbox rows: one per event and
+// webhook that wants it, in the events' order. Without webhooks (the usual
+// case) it writes nothing, however many services an emergency changes.
+func queueEvents(b *pgx.Batch, evs []brownout.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	// Without webhooks (the usual case) an emergency over a large fleet
-	// costs one query here rather than one per service.
-	var hooks bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks)`).Scan(&hooks); err != nil || !hooks {
-		return err
-	}
-	for _, ev := range evs {
+	ids, bodies, ats, patterns := make([]string, len(evs)), make([]string, len(evs)), make([]int64, len(evs)), make([]string, len(evs))
+	for i, ev := range evs {
 		if err := storage.CheckEvent(ev); err != nil {
 			return err
 		}
@@ -106,15 +113,14 @@ func insertEvents(ctx context.Context, tx pgx.Tx, evs []brownout.Event) error {
 		if err != nil {
 			return err
 		}
-		at := unixNano(ev.At)
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO outbox (id, webhook_id, event, created_at, next_at)
-			 SELECT $1::text || '.' || id, id, $2, $3, $4 FROM webhooks
-			 WHERE events = '' OR (',' || events || ',') LIKE $5`,
-			ev.ID, string(body), at, at, storage.EventPattern(ev.Type)); err != nil {
-			return err
-		}
+		ids[i], bodies[i], ats[i], patterns[i] = ev.ID, string(body), unixNano(ev.At), storage.EventPattern(ev.Type)
 	}
+	b.Queue(`INSERT INTO outbox (id, webhook_id, event, created_at, next_at)
+		 SELECT e.id || '.' || w.id, w.id, e.body, e.at, e.at
+		 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS e(id, body, at, pattern, n)
+		 JOIN webhooks w ON w.events = '' OR (',' || w.events || ',') LIKE e.pattern
+		 ORDER BY e.n, w.id`,
+		ids, bodies, ats, patterns)
 	return nil
 }
 

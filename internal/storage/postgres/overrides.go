@@ -97,27 +97,26 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 	if err := checkStates(states); err != nil {
 		return err
 	}
+	// Everything up to the states' versions goes with the BEGIN: an
+	// override made on a follower costs two round trips.
+	b := txBatch()
+	b.Queue(`INSERT INTO overrides (`+overrideColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
+		nullNano(o.ExpiresAt), nullNano(o.ClearedAt), o.ClearedBy)
+	queueAudit(b, a, o.Service)
+	if err := db.queueNotify(b, brownout.Change{Kind: brownout.ChangeOverride, ID: o.ID, Service: o.Service}); err != nil {
+		return err
+	}
+	if o.Emergency {
+		if err := queueEvents(b, []brownout.Event{storage.EmergencyEvent(o, true, o.CreatedAt)}); err != nil {
+			return err
+		}
+	}
+	save := db.queueStates(ctx, b, states)
 	var versions []uint64
-	err := db.inTx(ctx, "create_override", func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx,
-			`INSERT INTO overrides (`+overrideColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
-			nullNano(o.ExpiresAt), nullNano(o.ClearedAt), o.ClearedBy)
-		if err != nil {
-			return err
-		}
-		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
-			return err
-		}
-		if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeOverride, ID: o.ID, Service: o.Service}); err != nil {
-			return err
-		}
-		if o.Emergency {
-			if err := insertEvents(ctx, tx, []brownout.Event{storage.EmergencyEvent(o, true, o.CreatedAt)}); err != nil {
-				return err
-			}
-		}
-		versions, err = db.saveStates(ctx, tx, states)
+	err := db.inTxBatch(ctx, "create_override", b, func(tx pgx.Tx) error {
+		var err error
+		versions, err = save.finish(ctx, tx)
 		return err
 	})
 	if err != nil {
@@ -135,14 +134,17 @@ func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at tim
 	}
 	var o brownout.Override
 	var versions []uint64
-	err := db.inTx(ctx, "clear_override", func(tx pgx.Tx) error {
+	b := txBatch()
+	// FOR UPDATE: two replicas clearing the same override at once
+	// serialise here, and the second finds it cleared.
+	b.Queue(`SELECT `+overrideColumns+` FROM overrides WHERE id = $1 FOR UPDATE`, id).QueryRow(func(row pgx.Row) error {
 		var err error
-		// FOR UPDATE: two replicas clearing the same override at once
-		// serialise here, and the second finds it cleared.
-		o, err = scanOverride(tx.QueryRow(ctx, `SELECT `+overrideColumns+` FROM overrides WHERE id = $1 FOR UPDATE`, id))
-		if err != nil {
+		if o, err = scanOverride(row); err != nil {
 			return notFound(err, "override %q not found", id)
 		}
+		return nil
+	})
+	err := db.inTxBatch(ctx, "clear_override", b, func(tx pgx.Tx) error {
 		if o.ClearedAt != nil {
 			return brownout.Errorf(brownout.ECONFLICT, "override %q is already cleared", id)
 		}
@@ -151,22 +153,24 @@ func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at tim
 		}
 		cleared := at.UTC()
 		o.ClearedAt, o.ClearedBy = &cleared, by
-		if _, err := tx.Exec(ctx, `UPDATE overrides SET cleared_at = $1, cleared_by = $2 WHERE id = $3`,
-			cleared.UnixNano(), by, id); err != nil {
-			return err
-		}
-		if err := insertAudit(ctx, tx, a, o.Service); err != nil {
-			return err
-		}
-		if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeOverride, ID: id, Service: o.Service}); err != nil {
+		// The clearing and the states' versions in one round trip.
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE overrides SET cleared_at = $1, cleared_by = $2 WHERE id = $3`, cleared.UnixNano(), by, id)
+		queueAudit(b, a, o.Service)
+		if err := db.queueNotify(b, brownout.Change{Kind: brownout.ChangeOverride, ID: id, Service: o.Service}); err != nil {
 			return err
 		}
 		if o.Emergency {
-			if err := insertEvents(ctx, tx, []brownout.Event{storage.EmergencyEvent(o, false, cleared)}); err != nil {
+			if err := queueEvents(b, []brownout.Event{storage.EmergencyEvent(o, false, cleared)}); err != nil {
 				return err
 			}
 		}
-		versions, err = db.saveStates(ctx, tx, states)
+		save := db.queueStates(ctx, b, states)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		var err error
+		versions, err = save.finish(ctx, tx)
 		return err
 	})
 	if err != nil {

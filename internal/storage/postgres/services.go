@@ -113,9 +113,11 @@ func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChang
 		return nil
 	}
 	var versions []uint64
-	err := db.inTx(ctx, "save_service_state", func(tx pgx.Tx) error {
+	b := txBatch()
+	save := db.queueStates(ctx, b, batch)
+	err := db.inTxBatch(ctx, "save_service_state", b, func(tx pgx.Tx) error {
 		var err error
-		versions, err = db.saveStates(ctx, tx, batch)
+		versions, err = save.finish(ctx, tx)
 		return err
 	})
 	if err != nil {
@@ -142,83 +144,109 @@ func checkStates(batch []brownout.StateChange) error {
 	return nil
 }
 
-// saveStates saves batch within tx, fenced by ctx's fence if it has one,
-// and returns the version of each state.
-func (db *DB) saveStates(ctx context.Context, tx pgx.Tx, batch []brownout.StateChange) ([]uint64, error) {
+// upsertState upserts a state. The version is decided by the upsert
+// itself, under the row's lock: with $2 = 0 it is the stored version plus
+// one; else $2, and only when above the stored one (the WHERE refuses, and
+// no row comes back).
+const upsertState = `INSERT INTO services AS s (` + serviceColumns + `)
+	VALUES ($1, CASE WHEN $2::bigint = 0 THEN 1 ELSE $2::bigint END, $3, $4, $5, $6, $7, $8, $9, $10)
+	ON CONFLICT (name) DO UPDATE SET
+	  version = CASE WHEN $2::bigint = 0 THEN s.version + 1 ELSE excluded.version END,
+	  level = excluded.level, computed_level = excluded.computed_level,
+	  override_id = excluded.override_id, calm_since = excluded.calm_since,
+	  changed_at = excluded.changed_at, cause = excluded.cause, detail = excluded.detail, retired_at = 0
+	WHERE $2::bigint = 0 OR s.version < excluded.version
+	RETURNING version`
+
+// stateSave is a batch of states being saved in a transaction, in two
+// round trips however many states it holds: the fence check and the
+// upserts, which allocate the versions, go with the transaction's first
+// statements (queueStates); the level changes, the notifications and the
+// events, which need the versions, follow together (finish).
+type stateSave struct {
+	db       *DB
+	batch    []brownout.StateChange
+	versions []int64
+	refused  []bool // the stored version was not below the one offered
+}
+
+// queueStates queues on b, fenced by ctx's fence if it has one, the
+// statements that allocate batch's versions; finish completes the save
+// once b has been sent.
+func (db *DB) queueStates(ctx context.Context, b *pgx.Batch, batch []brownout.StateChange) *stateSave {
+	s := &stateSave{db: db, batch: batch, versions: make([]int64, len(batch)), refused: make([]bool, len(batch))}
 	if len(batch) == 0 {
-		return nil, nil
+		return s
 	}
 	if f, ok := brownout.FenceFrom(ctx); ok {
-		if err := checkFence(ctx, tx, f); err != nil {
-			return nil, err
-		}
+		queueFence(b, f)
 	}
-	versions := make([]uint64, len(batch))
-	var evs []brownout.Event
 	for i, sc := range batch {
-		v, err := db.saveState(ctx, tx, sc.State, sc.Changes)
-		if err != nil {
+		st := sc.State
+		b.Queue(upsertState, st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
+			unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, st.Detail, unixNano(st.CreatedAt)).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&s.versions[i])
+			if errors.Is(err, pgx.ErrNoRows) {
+				s.refused[i] = true
+				return nil
+			}
+			return err
+		})
+	}
+	return s
+}
+
+// finish writes, within tx, what the allocated versions allow: each
+// state's level changes and announcement and the level events; it returns
+// the version of each state.
+func (s *stateSave) finish(ctx context.Context, tx pgx.Tx) ([]uint64, error) {
+	if len(s.batch) == 0 {
+		return nil, nil
+	}
+	for i, refused := range s.refused {
+		if !refused {
+			continue
+		}
+		st := s.batch[i].State
+		var stored int64
+		if err := tx.QueryRow(ctx, `SELECT version FROM services WHERE name = $1`, st.Name).Scan(&stored); err != nil {
 			return nil, err
 		}
-		versions[i] = v
+		return nil, fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, storage.ErrStaleVersion)
+	}
+	b := &pgx.Batch{}
+	versions := make([]uint64, len(s.batch))
+	var evs []brownout.Event
+	for i, sc := range s.batch {
+		version := uint64(s.versions[i])
+		versions[i] = version
+		for _, c := range sc.Changes {
+			if c.Version == 0 {
+				c.Version = version
+			}
+			service := c.Service
+			if service == "" {
+				service = sc.State.Name
+			}
+			b.Queue(`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
+				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs))
+		}
+		if err := s.db.queueNotify(b, brownout.Change{Kind: brownout.ChangeState, Service: sc.State.Name, Version: version}); err != nil {
+			return nil, err
+		}
 		st := sc.State
-		st.Version = v
+		st.Version = version
 		evs = append(evs, storage.LevelEvents(st, sc.Changes)...)
 	}
 	// The level changes' notifications, in the same transaction.
-	if err := insertEvents(ctx, tx, evs); err != nil {
+	if err := queueEvents(b, evs); err != nil {
+		return nil, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	return versions, nil
-}
-
-// saveState upserts st. The version is decided by the upsert itself, under
-// the row's lock: with $2 = 0 it is the stored version plus one; else $2,
-// and only when above the stored one (the WHERE refuses, and no row comes
-// back).
-func (db *DB) saveState(ctx context.Context, tx pgx.Tx, st brownout.ServiceState, changes []brownout.LevelChange) (uint64, error) {
-	var version int64
-	err := tx.QueryRow(ctx,
-		`INSERT INTO services AS s (`+serviceColumns+`)
-		 VALUES ($1, CASE WHEN $2::bigint = 0 THEN 1 ELSE $2::bigint END, $3, $4, $5, $6, $7, $8, $9, $10)
-		 ON CONFLICT (name) DO UPDATE SET
-		   version = CASE WHEN $2::bigint = 0 THEN s.version + 1 ELSE excluded.version END,
-		   level = excluded.level, computed_level = excluded.computed_level,
-		   override_id = excluded.override_id, calm_since = excluded.calm_since,
-		   changed_at = excluded.changed_at, cause = excluded.cause, detail = excluded.detail, retired_at = 0
-		 WHERE $2::bigint = 0 OR s.version < excluded.version
-		 RETURNING version`,
-		st.Name, int64(st.Version), st.Level, st.ComputedLevel, st.OverrideID,
-		unixNano(st.CalmSince), unixNano(st.ChangedAt), st.Cause, st.Detail, unixNano(st.CreatedAt)).Scan(&version)
-	if errors.Is(err, pgx.ErrNoRows) {
-		var stored int64
-		if err := tx.QueryRow(ctx, `SELECT version FROM services WHERE name = $1`, st.Name).Scan(&stored); err != nil {
-			return 0, err
-		}
-		return 0, fmt.Errorf("service %q: stored version %d, offered %d: %w", st.Name, stored, st.Version, storage.ErrStaleVersion)
-	}
-	if err != nil {
-		return 0, err
-	}
-	for _, c := range changes {
-		if c.Version == 0 {
-			c.Version = uint64(version)
-		}
-		service := c.Service
-		if service == "" {
-			service = st.Name
-		}
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO level_changes (service, kind, from_level, to_level, at, cause, version, inputs)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs)); err != nil {
-			return 0, err
-		}
-	}
-	if err := db.notify(ctx, tx, brownout.Change{Kind: brownout.ChangeState, Service: st.Name, Version: uint64(version)}); err != nil {
-		return 0, err
-	}
-	return uint64(version), nil
 }
 
 // RetireService marks an active service retired and writes a's audit
