@@ -177,17 +177,13 @@ func (c *Controller) ApplyState(st brownout.ServiceState) {
 	c.mu.RLock()
 	svc := c.services[st.Name]
 	c.mu.RUnlock()
-	if svc == nil {
-		c.createMu.Lock()
-		c.mu.Lock()
-		if svc = c.services[st.Name]; svc == nil {
-			svc = c.newService(st.Name)
-			svc.state = brownout.ServiceState{Name: st.Name, Level: -1}
-			c.services[st.Name] = svc
-			delete(c.retired, st.Name) // revived elsewhere
+	for svc == nil {
+		if c.applyNew(st) {
+			return
 		}
-		c.mu.Unlock()
-		c.createMu.Unlock()
+		c.mu.RLock()
+		svc = c.services[st.Name]
+		c.mu.RUnlock()
 	}
 	var ov *brownout.Override
 	if st.OverrideID != "" {
@@ -200,19 +196,57 @@ func (c *Controller) ApplyState(st brownout.ServiceState) {
 		return
 	}
 	old := svc.state.Level
-	svc.state = st
-	svc.engine = levels.State{Level: levels.Level(st.ComputedLevel), CalmSince: st.CalmSince}
-	svc.flags = flags
-	svc.override = ov
-	svc.detail = st.Detail
-	svc.snapshot = svc.encodeState()
-	snap := hub.Snapshot{Service: svc.name, Epoch: svc.epoch, Version: st.Version, Data: svc.snapshot}
+	snap := c.setStateLocked(svc, st, flags, ov)
 	svc.mu.Unlock()
 	c.hub.Publish(snap)
 	if old != st.Level {
 		c.obs.LevelChanged(st.Name, st.Level)
 	}
 	c.notifyWatchers()
+}
+
+// applyNew applies the state of a service this controller does not know
+// and reports true, unless another call created it meanwhile. The service
+// joins the service list only once its first snapshot is published, so
+// that a subscriber waiting for it (waitService) never finds it without
+// one.
+func (c *Controller) applyNew(st brownout.ServiceState) bool {
+	c.createMu.Lock()
+	defer c.createMu.Unlock()
+	c.mu.RLock()
+	known := c.services[st.Name] != nil
+	c.mu.RUnlock()
+	if known {
+		return false
+	}
+	var ov *brownout.Override
+	if st.OverrideID != "" {
+		ov = c.overrideByID(st.OverrideID)
+	}
+	svc := c.newService(st.Name)
+	svc.mu.Lock()
+	snap := c.setStateLocked(svc, st, c.effectiveFlags(st.Name).For(st.Level), ov)
+	svc.mu.Unlock()
+	c.hub.Publish(snap)
+	c.mu.Lock()
+	c.services[st.Name] = svc
+	delete(c.retired, st.Name) // revived elsewhere
+	c.mu.Unlock()
+	c.obs.LevelChanged(st.Name, st.Level)
+	c.notifyWatchers()
+	return true
+}
+
+// setStateLocked makes st svc's current state and returns its snapshot;
+// svc.mu held.
+func (c *Controller) setStateLocked(svc *service, st brownout.ServiceState, flags map[string]bool, ov *brownout.Override) hub.Snapshot {
+	svc.state = st
+	svc.engine = levels.State{Level: levels.Level(st.ComputedLevel), CalmSince: st.CalmSince}
+	svc.flags = flags
+	svc.override = ov
+	svc.detail = st.Detail
+	svc.snapshot = svc.encodeState()
+	return hub.Snapshot{Service: svc.name, Epoch: svc.epoch, Version: st.Version, Data: svc.snapshot}
 }
 
 // applyRetired retires a service another replica retired: it leaves the

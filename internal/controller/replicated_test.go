@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +190,45 @@ func sameFrame(t *testing.T, a, b []byte) bool {
 	delete(x, "detail")
 	delete(y, "detail")
 	return reflect.DeepEqual(x, y)
+}
+
+// A follower learns of new services from the feed. A subscription waiting
+// for one goes ahead only once the service's first snapshot is published,
+// whichever other service's state wakes it: the hub never refuses it as
+// unknown.
+func TestFollowerWaitsForTheFirstSnapshot(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	db := openStore(t)
+	fhub := hub.New(hub.Config{Now: clk.Now}, nil)
+	follower := controller.New(controller.Config{Now: clk.Now, Follower: true, CreateWait: 10 * time.Second}, db, nil, fhub, nil, nil)
+	if err := follower.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("svc-%03d", i)
+			if err := follower.EnsureService(ctx, name); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				return
+			}
+			if _, err := fhub.Subscribe(name, "i-1", "tok", 0, ""); err != nil {
+				errs <- fmt.Errorf("subscribe to %s once known: %w", name, err)
+			}
+		}()
+	}
+	for i := range n {
+		follower.ApplyState(brownout.ServiceState{Name: fmt.Sprintf("svc-%03d", i), Version: 1, Level: 0,
+			ChangedAt: clk.Now(), CreatedAt: clk.Now(), Cause: "initial"})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
