@@ -40,6 +40,12 @@ type Change struct {
 	Service string `json:"service,omitempty"`
 	Version uint64 `json:"version,omitempty"`
 	ID      string `json:"id,omitempty"`
+	// More says that the same commit announces more state changes right
+	// after this one, so that a receiver may read them all at once. A feed
+	// delivers a commit's changes together, or loses its connection (and
+	// then delivers ChangeLost); a receiver that ignores More reads them
+	// one by one.
+	More bool `json:"more,omitempty"`
 	// Replica is the replica that committed the change, when known.
 	Replica string `json:"replica,omitempty"`
 	// At is when the change was committed, by the committing side's

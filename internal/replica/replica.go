@@ -296,17 +296,21 @@ func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
 		r.obs.FeedLag(lag)
 	}
 	if ch.Kind == brownout.ChangeState || ch.Kind == brownout.ChangeRetire {
+		// A state this replica holds (its own commit, or one already
+		// applied) costs no read. The reader is woken at the last state
+		// change of a commit, so that it reads all of them at once.
 		retire := ch.Kind == brownout.ChangeRetire
-		if !retire && r.ctl.HasVersion(ch.Service, ch.Version) {
-			return // this replica's own commit, or already applied
+		if retire || !r.ctl.HasVersion(ch.Service, ch.Version) {
+			r.pendingMu.Lock()
+			p := r.pending[ch.Service]
+			r.pending[ch.Service] = pendingState{version: max(p.version, ch.Version), retire: p.retire || retire}
+			r.pendingMu.Unlock()
 		}
-		r.pendingMu.Lock()
-		p := r.pending[ch.Service]
-		r.pending[ch.Service] = pendingState{version: max(p.version, ch.Version), retire: p.retire || retire}
-		r.pendingMu.Unlock()
-		select {
-		case r.wake <- struct{}{}:
-		default:
+		if !ch.More {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
 		}
 		return
 	}

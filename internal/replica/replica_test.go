@@ -235,3 +235,30 @@ func TestStateChangesReadTogether(t *testing.T) {
 		t.Fatalf("reads %v: want at most 2 (the first, then every state announced during it)", st.reads)
 	}
 }
+
+// TestCommitReadAtOnce: the state changes of one commit (each but the last
+// announced with More) are read in one query, at the last of them.
+func TestCommitReadAtOnce(t *testing.T) {
+	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
+	close(st.release)
+	ctl := &applyController{}
+	r := New(Config{ID: "r1", Ship: time.Hour, Heartbeat: time.Hour, LeaseTTL: time.Hour}, st, ctl, noTokens{}, noSubs{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
+	names := []string{"s0", "s1", "s2", "s3", "s4", "s5"}
+	for i, n := range names {
+		st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: n, Version: 1, More: i < len(names)-1}
+		time.Sleep(time.Millisecond) // a reader woken early would read some alone
+	}
+	waitFor(t, "every state applied", func() bool { ctl.mu.Lock(); defer ctl.mu.Unlock(); return len(ctl.applied) == len(names) })
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.reads) != 1 || len(st.reads[0]) != len(names) {
+		t.Fatalf("reads %v: want one read of all %d", st.reads, len(names))
+	}
+}

@@ -99,8 +99,17 @@ func TestFeedAnnouncesCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := f.next(t, brownout.ChangeState)
-	if c.Service != "checkout" || c.Version != 1 || c.Replica != "a" || c.At.Before(before.Add(-time.Second)) {
+	if c.Service != "checkout" || c.Version != 1 || c.Replica != "a" || c.At.Before(before.Add(-time.Second)) || c.More {
 		t.Fatalf("state change %+v", c)
+	}
+	// Of a commit of several states, each but the last says more follow.
+	if err := a.SaveServiceStates(ctx, []brownout.StateChange{state("cart", 1), state("search", 1), state("shop", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"cart", "search", "shop"} {
+		if c := f.next(t, brownout.ChangeState); c.Service != name || c.More != (i < 2) {
+			t.Fatalf("state change %d of a commit of 3: %+v", i, c)
+		}
 	}
 	// The receiver reads the committed state, detail included.
 	st, err := b.LoadService(ctx, "checkout")

@@ -232,7 +232,8 @@ func (s *stateSave) finish(ctx context.Context, tx pgx.Tx) ([]uint64, error) {
 				 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 				service, c.Kind, c.FromLevel, c.ToLevel, unixNano(c.At), c.Cause, int64(c.Version), rawText(c.Inputs))
 		}
-		if err := s.db.queueNotify(b, brownout.Change{Kind: brownout.ChangeState, Service: sc.State.Name, Version: version}); err != nil {
+		more := i < len(s.batch)-1
+		if err := s.db.queueNotify(b, brownout.Change{Kind: brownout.ChangeState, Service: sc.State.Name, Version: version, More: more}); err != nil {
 			return nil, err
 		}
 		st := sc.State
