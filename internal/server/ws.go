@@ -124,11 +124,15 @@ func (s *Server) serveSubscriber(c *websocket.Conn, raw net.Conn, p auth.Princip
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), loggerKey, s.log))
 	defer cancel()
 	if err := s.ctl.EnsureService(ctx, service); err != nil {
+		s.log.Warn("subscription refused", "service", service, "instance", instance, "err", err)
+		s.metrics.WSCloses.WithLabelValues("refused").Inc()
 		_ = c.Close(websocket.StatusPolicyViolation, truncateReason(brownout.ErrorMessage(err)))
 		return
 	}
 	sub, err := s.hub.Subscribe(service, instance, p.TokenID, known, epoch)
 	if err != nil {
+		s.log.Warn("subscription refused", "service", service, "instance", instance, "err", err)
+		s.metrics.WSCloses.WithLabelValues("refused").Inc()
 		code := websocket.StatusPolicyViolation
 		if brownout.ErrorCode(err) == brownout.EUNAUTHORIZED {
 			code = hub.CloseRevoked
