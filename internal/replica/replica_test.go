@@ -199,18 +199,25 @@ func (c *applyController) ReloadConfig(context.Context) error {
 	return nil
 }
 
-// TestStateChangesReadTogether: state changes announced while a read is
-// under way are read together in one query, and a configuration change
-// announced after them is applied only once they are.
-func TestStateChangesReadTogether(t *testing.T) {
-	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
-	ctl := &applyController{}
+// runFeedReplica runs a replica over st and ctl until the test ends; only
+// its change feed does anything (every interval is an hour).
+func runFeedReplica(t *testing.T, st *batchStore, ctl *applyController) {
+	t.Helper()
 	r := New(Config{ID: "r1", Ship: time.Hour, Heartbeat: time.Hour, LeaseTTL: time.Hour}, st, ctl, noTokens{}, noSubs{}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// TestStateChangesReadTogether: state changes announced while a read is
+// under way are read together in one query, and a configuration change
+// announced after them is applied only once they are.
+func TestStateChangesReadTogether(t *testing.T) {
+	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
+	ctl := &applyController{}
+	runFeedReplica(t, st, ctl)
 
 	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
 	names := []string{"s0", "s1", "s2", "s3", "s4", "s5"}
@@ -242,12 +249,7 @@ func TestCommitReadAtOnce(t *testing.T) {
 	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
 	close(st.release)
 	ctl := &applyController{}
-	r := New(Config{ID: "r1", Ship: time.Hour, Heartbeat: time.Hour, LeaseTTL: time.Hour}, st, ctl, noTokens{}, noSubs{}, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runFeedReplica(t, st, ctl)
 
 	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
 	names := []string{"s0", "s1", "s2", "s3", "s4", "s5"}

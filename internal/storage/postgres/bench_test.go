@@ -24,21 +24,7 @@ func BenchmarkCommitToNotify(b *testing.B) {
 	ctx := context.Background()
 	a := mustOpenOpts(b, dsn, Options{Replica: "a"})
 	rb := mustOpenOpts(b, dsn, Options{Replica: "b"})
-	got := make(chan time.Time, 16)
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan struct{})
-	go func() {
-		_ = rb.Listen(lctx, func(c brownout.Change) {
-			switch c.Kind {
-			case brownout.ChangeResync:
-				close(ready)
-			case brownout.ChangeState:
-				got <- time.Now()
-			}
-		})
-	}()
-	<-ready
+	got := listenStates(b, rb, 16)
 	var rtt, commit, notify []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -56,16 +42,9 @@ func BenchmarkCommitToNotify(b *testing.B) {
 		notify = append(notify, (<-got).Sub(t1))
 	}
 	b.StopTimer()
-	pct := func(d []time.Duration, p float64) float64 {
-		slices.Sort(d)
-		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(rtt, 0.5), "rtt-p50-ms")
-	b.ReportMetric(pct(rtt, 0.99), "rtt-p99-ms")
-	b.ReportMetric(pct(commit, 0.5), "commit-p50-ms")
-	b.ReportMetric(pct(commit, 0.99), "commit-p99-ms")
-	b.ReportMetric(pct(notify, 0.5), "notify-p50-ms")
-	b.ReportMetric(pct(notify, 0.99), "notify-p99-ms")
+	reportPercentiles(b, "rtt", rtt)
+	reportPercentiles(b, "commit", commit)
+	reportPercentiles(b, "notify", notify)
 }
 
 // BenchmarkFencedCommitToNotify is BenchmarkCommitToNotify for what a
@@ -85,21 +64,7 @@ func BenchmarkFencedCommitToNotify(b *testing.B) {
 	}
 	fctx := brownout.WithFence(ctx, brownout.Fence{Replica: "a", Term: term})
 	const services = 10
-	got := make(chan time.Time, 4*services)
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ready := make(chan struct{})
-	go func() {
-		_ = rb.Listen(lctx, func(c brownout.Change) {
-			switch c.Kind {
-			case brownout.ChangeResync:
-				close(ready)
-			case brownout.ChangeState:
-				got <- time.Now()
-			}
-		})
-	}()
-	<-ready
+	got := listenStates(b, rb, 4*services)
 	var commit, notify []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -121,12 +86,37 @@ func BenchmarkFencedCommitToNotify(b *testing.B) {
 		notify = append(notify, last.Sub(t1))
 	}
 	b.StopTimer()
-	pct := func(d []time.Duration, p float64) float64 {
-		slices.Sort(d)
-		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(commit, 0.5), "commit-p50-ms")
-	b.ReportMetric(pct(commit, 0.99), "commit-p99-ms")
-	b.ReportMetric(pct(notify, 0.5), "notify-p50-ms")
-	b.ReportMetric(pct(notify, 0.99), "notify-p99-ms")
+	reportPercentiles(b, "commit", commit)
+	reportPercentiles(b, "notify", notify)
+}
+
+// listenStates listens on rb's change feed until the benchmark ends and
+// returns a channel that gets the time each state change arrives; it
+// returns once the feed is connected.
+func listenStates(b *testing.B, rb *DB, buffer int) <-chan time.Time {
+	got := make(chan time.Time, buffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	ready := make(chan struct{})
+	go func() {
+		_ = rb.Listen(ctx, func(c brownout.Change) {
+			switch c.Kind {
+			case brownout.ChangeResync:
+				close(ready)
+			case brownout.ChangeState:
+				got <- time.Now()
+			}
+		})
+	}()
+	<-ready
+	return got
+}
+
+// reportPercentiles reports the p50 and p99 of d in milliseconds as
+// name-p50-ms and name-p99-ms.
+func reportPercentiles(b *testing.B, name string, d []time.Duration) {
+	slices.Sort(d)
+	at := func(p float64) float64 { return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(at(0.5), name+"-p50-ms")
+	b.ReportMetric(at(0.99), name+"-p99-ms")
 }
