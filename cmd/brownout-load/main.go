@@ -134,6 +134,7 @@ type options struct {
 	scope           string
 	baseline        bool
 	floorMode       string
+	changeOn        string
 	settle          time.Duration
 	reports         int
 	ingestFor       time.Duration
@@ -185,6 +186,7 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	fs.IntVar(&o.rounds, "rounds", 3, "split the changes into this many alternating floor/controller rounds")
 	fs.StringVar(&o.scope, "scope", "all", `which subscribers a change reaches: "all" (a global override) or "one" (an override of the first service)`)
 	fs.BoolVar(&o.baseline, "baseline", true, "measure the bare broadcaster floor in the same run")
+	fs.StringVar(&o.changeOn, "change-on", "follower", `with --replicas: the replica each change is made on: "follower" (the longest path: the follower commits the override, the leader evaluates and commits the states) or "leader"`)
 	fs.StringVar(&o.floorMode, "floor", "goroutine", `the floor's broadcaster: "direct" (writes to each connection in turn) or "goroutine" (a writer goroutine per connection, the controller's shape)`)
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "idle time after connecting before RSS and goroutines are read")
 	fs.IntVar(&o.reports, "reports", 50000, "websocket reports per second to offer (ingest)")
@@ -277,6 +279,9 @@ func parseOptions(mode string, args []string, stderr io.Writer) (*options, error
 	}
 	if o.rounds < 1 || o.rounds > o.changes {
 		return nil, errors.New("--rounds must be 1 to --changes")
+	}
+	if o.changeOn != "follower" && o.changeOn != "leader" {
+		return nil, fmt.Errorf("--change-on: %q is neither follower nor leader", o.changeOn)
 	}
 	if o.floorMode != "direct" && o.floorMode != "goroutine" {
 		return nil, errors.New(`--floor must be "direct" or "goroutine"`)

@@ -32,6 +32,20 @@ func TestFrameVersion(t *testing.T) {
 	}
 }
 
+func TestChangeOnOption(t *testing.T) {
+	for _, v := range []string{"follower", "leader"} {
+		o, err := parseOptions("prop", []string{"--bin", "controlplane", "--replicas", "3", "--change-on", v}, io.Discard)
+		if err != nil {
+			t.Errorf("--change-on %s: %v", v, err)
+		} else if o.changeOn != v {
+			t.Errorf("--change-on %s: got %q", v, o.changeOn)
+		}
+	}
+	if _, err := parseOptions("prop", []string{"--bin", "controlplane", "--replicas", "3", "--change-on", "any"}, io.Discard); err == nil {
+		t.Error("--change-on any accepted")
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var ds []time.Duration
 	for i := 1; i <= 100; i++ {

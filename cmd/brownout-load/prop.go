@@ -28,9 +28,11 @@ type PropResult struct {
 	Floor *Latency `json:"floor,omitempty"`
 	Ours  *Latency `json:"ours"`
 	// Replicas is how many controller replicas shared the subscribers;
-	// with more than one, each change is made on a follower (A) and Cross
-	// is the time to the last subscriber on the other replicas (B).
+	// with more than one, each change is made on one of them (A: a
+	// follower, or the leader; ChangeOn says which) and Cross is the time
+	// to the last subscriber on the other replicas (B).
 	Replicas int      `json:"replicas"`
+	ChangeOn string   `json:"change_on,omitempty"`
 	Cross    *Latency `json:"cross_replica,omitempty"`
 	// RatioP50 and RatioP99 are ours ÷ floor.
 	RatioP50 float64 `json:"ratio_p50,omitempty"`
@@ -98,6 +100,9 @@ func runProp(ctx context.Context, o *options, res *Results, log io.Writer) error
 			return ctx.Err()
 		}
 		r := &PropResult{Subscribers: n, Services: o.services, Scope: o.scope, FloorMode: o.floorMode, Changes: perRound * o.rounds, Rounds: o.rounds, Replicas: o.replicas}
+		if o.replicas > 1 {
+			r.ChangeOn = o.changeOn
+		}
 		res.Propagation = append(res.Propagation, r)
 		// Floor and controller alternate in rounds, so that a change in the
 		// machine's load during the run hits both alike.

@@ -107,7 +107,8 @@ func (o *options) debugArgs(i int) []string {
 }
 
 // startReplicas starts o.replicas controllers over a fresh PostgreSQL
-// database and picks a follower to make changes on.
+// database and picks the replica to make changes on (--change-on): a
+// follower, or the leader.
 func (t *target) startReplicas(ctx context.Context, o *options, name string) error {
 	dsn, drop, err := freshDatabase(ctx, o.postgres, name)
 	if err != nil {
@@ -162,7 +163,7 @@ func (t *target) startReplicas(ctx context.Context, o *options, name string) err
 		return errors.New("no replica leads within 10 s")
 	}
 	for i := range procs {
-		if fmt.Sprintf("r%d", i+1) != leader {
+		if id := fmt.Sprintf("r%d", i+1); (id == leader) == (o.changeOn == "leader") {
 			t.from = i
 			break
 		}
