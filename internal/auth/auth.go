@@ -94,6 +94,13 @@ type Authenticator struct {
 	now       func() time.Time
 	adminHash [32]byte
 
+	// syncMu orders every change of the token set: a create or revoke
+	// (its commit and its entry here) and a reload (its read of the
+	// store and the swap). A reload whose read a local commit overtook
+	// would otherwise undo it: a new token would count as revoked (and
+	// the hub refuses a revoked token for good), a revoked one would
+	// authenticate again. Authentication takes only mu.
+	syncMu sync.Mutex
 	mu     sync.RWMutex
 	byHash map[[32]byte]brownout.Token
 	byID   map[string][32]byte // token ID → key in byHash
@@ -231,6 +238,8 @@ func (a *Authenticator) Create(ctx context.Context, req TokenRequest, actor brow
 		ID: "tok_" + hex.EncodeToString(idb[:]), Name: strings.TrimSpace(req.Name), Scope: req.Scope, Service: req.Service,
 		Hash: h[:], CreatedAt: a.now().UTC(), CreatedBy: actor.Name,
 	}
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
 	if err := a.store.CreateToken(ctx, t, audit(t.CreatedAt, actor, "token.create", "token:"+t.ID, nil, t)); err != nil {
 		return brownout.Token{}, "", fmt.Errorf("store token: %w", err)
 	}
@@ -255,6 +264,7 @@ func (a *Authenticator) Revoke(ctx context.Context, id string, actor brownout.Ac
 		return brownout.Token{}, brownout.Errorf(brownout.ECONFLICT, "the bootstrap admin token is set by configuration (CONTROLPLANE_ADMIN_TOKEN or the admin.token file) and cannot be revoked through the API")
 	}
 	now := a.now().UTC()
+	a.syncMu.Lock()
 	a.mu.RLock()
 	before := a.byHash[a.byID[id]]
 	a.mu.RUnlock()
@@ -262,6 +272,7 @@ func (a *Authenticator) Revoke(ctx context.Context, id string, actor brownout.Ac
 	after.RevokedAt = &now
 	t, err := a.store.RevokeToken(ctx, id, now, audit(now, actor, "token.revoke", "token:"+id, before, after))
 	if err != nil {
+		a.syncMu.Unlock()
 		return brownout.Token{}, err
 	}
 	a.mu.Lock()
@@ -270,6 +281,7 @@ func (a *Authenticator) Revoke(ctx context.Context, id string, actor brownout.Ac
 		delete(a.byID, id)
 	}
 	a.mu.Unlock()
+	a.syncMu.Unlock()
 	a.hookMu.Lock()
 	hooks := a.onRevoke
 	a.hookMu.Unlock()
@@ -288,8 +300,10 @@ func audit(at time.Time, actor brownout.Actor, action, target string, before, af
 // authenticate here, and tokens revoked there stop, and the OnRevoke hooks
 // run for each so that their connections on this replica close.
 func (a *Authenticator) Reload(ctx context.Context) error {
+	a.syncMu.Lock()
 	toks, err := a.store.ActiveTokens(ctx)
 	if err != nil {
+		a.syncMu.Unlock()
 		return fmt.Errorf("load tokens: %w", err)
 	}
 	byHash := make(map[[32]byte]brownout.Token, len(toks))
@@ -309,6 +323,7 @@ func (a *Authenticator) Reload(ctx context.Context) error {
 	}
 	a.byHash, a.byID = byHash, byID
 	a.mu.Unlock()
+	a.syncMu.Unlock()
 	if len(gone) == 0 {
 		return nil
 	}

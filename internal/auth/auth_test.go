@@ -3,7 +3,10 @@ package auth_test
 import (
 	"context"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
@@ -68,5 +71,102 @@ func TestCreateLookupRevokeAndReload(t *testing.T) {
 	}
 	if _, ok := b.Lookup(keep.ID); !ok {
 		t.Fatal("reloaded authenticator cannot look up an active token")
+	}
+}
+
+// pausingStore is the real store, with a pause in ActiveTokens after the
+// tokens are read, until the test lets it go: a reload whose read a local
+// create or revoke overtakes.
+type pausingStore struct {
+	*sqlite.DB
+	pause   atomic.Bool
+	read    chan struct{} // closed once a paused ActiveTokens has read
+	release chan struct{} // closed by the test to end the pause
+}
+
+func (s *pausingStore) ActiveTokens(ctx context.Context) ([]brownout.Token, error) {
+	toks, err := s.DB.ActiveTokens(ctx)
+	if s.pause.CompareAndSwap(true, false) {
+		close(s.read)
+		<-s.release
+	}
+	return toks, err
+}
+
+// A reload (a change feed's token event) that read the tokens before a
+// local create or revoke committed must not undo it: the new token would
+// count as revoked, and the hub refuses a revoked token's subscriptions
+// for good; the revoked token would authenticate again.
+func TestReloadRacingCreateAndRevoke(t *testing.T) {
+	ctx := context.Background()
+	admin := brownout.Actor{ID: auth.AdminTokenID, Name: "admin"}
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "a.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := &pausingStore{DB: db}
+	a, err := auth.New(ctx, st, "bo_admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked sync.Map
+	a.OnRevoke(func(id string) { revoked.Store(id, true) })
+	old, oldSecret, err := a.Create(ctx, auth.TokenRequest{Scope: brownout.ScopeSDK, Service: "cart", Name: "old"}, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// race pauses a reload after its read, runs write, and lets the
+	// reload go once write is done, or after 300 ms when write waits for
+	// the reload (as it should).
+	race := func(write func()) {
+		t.Helper()
+		st.read, st.release = make(chan struct{}), make(chan struct{})
+		st.pause.Store(true)
+		reloaded := make(chan error, 1)
+		go func() { reloaded <- a.Reload(ctx) }()
+		<-st.read
+		written := make(chan struct{})
+		go func() { write(); close(written) }()
+		select {
+		case <-written:
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(st.release)
+		if err := <-reloaded; err != nil {
+			t.Fatal(err)
+		}
+		<-written
+	}
+
+	var fresh brownout.Token
+	var freshSecret string
+	race(func() {
+		fresh, freshSecret, err = a.Create(ctx, auth.TokenRequest{Scope: brownout.ScopeSDK, Service: "cart", Name: "fresh"}, admin)
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	if _, ok := revoked.Load(fresh.ID); ok {
+		t.Error("a reload racing the token's creation reported it revoked")
+	}
+	if !a.Active(fresh.ID) {
+		t.Error("a reload racing the token's creation dropped it")
+	}
+	if _, err := a.Authenticate(freshSecret); err != nil {
+		t.Errorf("the new token does not authenticate: %v", err)
+	}
+
+	race(func() {
+		if _, err := a.Revoke(ctx, old.ID, admin); err != nil {
+			t.Error(err)
+		}
+	})
+	if a.Active(old.ID) {
+		t.Error("a reload racing the token's revocation brought it back")
+	}
+	if _, err := a.Authenticate(oldSecret); err == nil {
+		t.Error("the revoked token authenticates again")
 	}
 }
