@@ -143,6 +143,14 @@ type Controller struct {
 	retired  map[string]brownout.ServiceState
 	createMu sync.Mutex
 
+	// syncMu orders every local change of configuration or overrides
+	// (its commit and its entry here) with every reload of them from the
+	// store. A reload whose read a local commit overtook would otherwise
+	// undo it: the leader would evaluate without the override it has
+	// just committed, and push the level it replaces. Readers take only
+	// cfgMu or ovMu.
+	syncMu sync.Mutex
+
 	cfgMu         sync.RWMutex
 	global        levels.Thresholds
 	svcThresholds map[string]levels.Thresholds

@@ -99,6 +99,8 @@ func (c *Controller) Resync(ctx context.Context) error {
 
 // ReloadConfig re-reads thresholds and flag sets from the store.
 func (c *Controller) ReloadConfig(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
 	global, gok, err := c.store.GlobalThresholds(ctx)
 	if err != nil {
 		return fmt.Errorf("load thresholds: %w", err)
@@ -131,6 +133,8 @@ func (c *Controller) ReloadConfig(ctx context.Context) error {
 
 // ReloadOverrides re-reads the active overrides from the store.
 func (c *Controller) ReloadOverrides(ctx context.Context) error {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
 	ovs, err := c.store.ActiveOverrides(ctx, c.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("load overrides: %w", err)

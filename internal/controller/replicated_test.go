@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/controller"
 	"github.com/brownout-io/brownout/internal/hub"
+	"github.com/brownout-io/brownout/internal/levels"
+	"github.com/brownout-io/brownout/internal/storage/sqlite"
 )
 
 // A leader and a follower over one store, the change feed played by hand:
@@ -230,5 +233,105 @@ func TestFollowerWaitsForTheFirstSnapshot(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// pausingStore is the real store, with a pause after the overrides or
+// the global thresholds are read, until the test lets it go: a reload
+// (the change feed announced another replica's change) whose read a
+// local change overtakes.
+type pausingStore struct {
+	*sqlite.DB
+	pause   atomic.Bool
+	read    chan struct{}
+	release chan struct{}
+}
+
+func (s *pausingStore) paused() {
+	if s.pause.CompareAndSwap(true, false) {
+		close(s.read)
+		<-s.release
+	}
+}
+
+func (s *pausingStore) ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error) {
+	ovs, err := s.DB.ActiveOverrides(ctx, now)
+	s.paused()
+	return ovs, err
+}
+
+func (s *pausingStore) GlobalThresholds(ctx context.Context) (levels.Thresholds, bool, error) {
+	t, ok, err := s.DB.GlobalThresholds(ctx)
+	s.paused()
+	return t, ok, err
+}
+
+// race pauses reload after its read, runs change, and lets the reload go
+// once change is done, or after 300 ms when change waits for the reload
+// (as it should).
+func (s *pausingStore) race(t *testing.T, reload func() error, change func()) {
+	t.Helper()
+	s.read, s.release = make(chan struct{}), make(chan struct{})
+	s.pause.Store(true)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- reload() }()
+	<-s.read
+	changed := make(chan struct{})
+	go func() { change(); close(changed) }()
+	select {
+	case <-changed:
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(s.release)
+	if err := <-reloaded; err != nil {
+		t.Fatal(err)
+	}
+	<-changed
+}
+
+// A reload of overrides or configuration that read the store before a
+// local change committed must not undo the change: the leader would
+// evaluate without an override it has just committed and push a level it
+// does not hold, until the next reload.
+func TestReloadRacingLocalChanges(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	st := &pausingStore{DB: openStore(t)}
+	h := hub.New(hub.Config{Now: clk.Now}, nil)
+	c := controller.New(controller.Config{Now: clk.Now}, st, nil, h, nil, nil)
+	if err := c.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ingest(ctx, report("api", "api-1", 10)); err != nil {
+		t.Fatal(err)
+	}
+	c.Tick(ctx)
+
+	op := brownout.Actor{ID: "tok_op", Name: "op"}
+	l3 := 3
+	st.race(t, func() error { return c.ReloadOverrides(ctx) }, func() {
+		if _, err := c.CreateOverride(ctx, controller.OverrideRequest{Service: "api", Level: &l3, Reason: "drill"}, op, false); err != nil {
+			t.Error(err)
+		}
+	})
+	if n := len(c.Overrides()); n != 1 {
+		t.Errorf("after a reload racing the override: %d overrides held, want 1", n)
+	}
+	if err := c.Reevaluate(ctx, controller.TriggerOverride); err != nil {
+		t.Fatal(err)
+	}
+	if lv, _ := level(t, c, "api"); lv != 3 {
+		t.Errorf("level %d after the reload's reevaluation, want the override's 3", lv)
+	}
+
+	th := levels.Default()
+	th.Cooldown = levels.Duration(3 * levels.DefaultCooldown)
+	st.race(t, func() error { return c.ReloadConfig(ctx) }, func() {
+		if err := c.SetGlobalThresholds(ctx, th, op); err != nil {
+			t.Error(err)
+		}
+	})
+	if got := c.GlobalThresholds(); got.Cooldown != th.Cooldown {
+		t.Errorf("after a reload racing the change: global cooldown %s, want %s", time.Duration(got.Cooldown), time.Duration(th.Cooldown))
 	}
 }
