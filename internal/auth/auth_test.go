@@ -4,13 +4,12 @@ import (
 	"context"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/brownout-io/brownout"
 	"github.com/brownout-io/brownout/internal/auth"
 	"github.com/brownout-io/brownout/internal/storage/sqlite"
+	"github.com/brownout-io/brownout/internal/storage/storagetest"
 )
 
 func TestCreateLookupRevokeAndReload(t *testing.T) {
@@ -74,22 +73,15 @@ func TestCreateLookupRevokeAndReload(t *testing.T) {
 	}
 }
 
-// pausingStore is the real store, with a pause in ActiveTokens after the
-// tokens are read, until the test lets it go: a reload whose read a local
-// create or revoke overtakes.
+// pausingStore is the real store, whose token read a test can pause.
 type pausingStore struct {
 	*sqlite.DB
-	pause   atomic.Bool
-	read    chan struct{} // closed once a paused ActiveTokens has read
-	release chan struct{} // closed by the test to end the pause
+	storagetest.Gate
 }
 
 func (s *pausingStore) ActiveTokens(ctx context.Context) ([]brownout.Token, error) {
 	toks, err := s.DB.ActiveTokens(ctx)
-	if s.pause.CompareAndSwap(true, false) {
-		close(s.read)
-		<-s.release
-	}
+	s.Pause()
 	return toks, err
 }
 
@@ -117,28 +109,7 @@ func TestReloadRacingCreateAndRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// race pauses a reload after its read, runs write, and lets the
-	// reload go once write is done, or after 300 ms when write waits for
-	// the reload (as it should).
-	race := func(write func()) {
-		t.Helper()
-		st.read, st.release = make(chan struct{}), make(chan struct{})
-		st.pause.Store(true)
-		reloaded := make(chan error, 1)
-		go func() { reloaded <- a.Reload(ctx) }()
-		<-st.read
-		written := make(chan struct{})
-		go func() { write(); close(written) }()
-		select {
-		case <-written:
-		case <-time.After(300 * time.Millisecond):
-		}
-		close(st.release)
-		if err := <-reloaded; err != nil {
-			t.Fatal(err)
-		}
-		<-written
-	}
+	race := func(write func()) { st.Race(t, func() error { return a.Reload(ctx) }, write) }
 
 	var fresh brownout.Token
 	var freshSecret string

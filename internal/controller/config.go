@@ -49,7 +49,6 @@ func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Threshold
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	c.syncMu.Lock()
 	c.cfgMu.Lock()
 	before := c.global
 	err := c.store.PutGlobalThresholds(ctx, t, audit(c.cfg.Now(), actor, "thresholds.update", "thresholds:*", before, t))
@@ -57,7 +56,6 @@ func (c *Controller) SetGlobalThresholds(ctx context.Context, t levels.Threshold
 		c.global = t
 	}
 	c.cfgMu.Unlock()
-	c.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store thresholds: %w", err)
 	}
@@ -69,7 +67,6 @@ func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	c.syncMu.Lock()
 	c.cfgMu.Lock()
 	var before any
 	if old, ok := c.svcThresholds[service]; ok {
@@ -80,7 +77,6 @@ func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t
 		c.svcThresholds[service] = t
 	}
 	c.cfgMu.Unlock()
-	c.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store thresholds: %w", err)
 	}
@@ -90,12 +86,10 @@ func (c *Controller) SetServiceThresholds(ctx context.Context, service string, t
 // DeleteServiceThresholds returns a service to the global thresholds.
 // ENOTFOUND when it had none of its own.
 func (c *Controller) DeleteServiceThresholds(ctx context.Context, service string, actor brownout.Actor) error {
-	c.syncMu.Lock()
 	c.cfgMu.Lock()
 	old, ok := c.svcThresholds[service]
 	if !ok {
 		c.cfgMu.Unlock()
-		c.syncMu.Unlock()
 		return brownout.Errorf(brownout.ENOTFOUND, "service %q has no thresholds of its own", service)
 	}
 	_, err := c.store.DeleteServiceThresholds(ctx, service, audit(c.cfg.Now(), actor, "thresholds.delete", "service:"+service, old, nil))
@@ -103,7 +97,6 @@ func (c *Controller) DeleteServiceThresholds(ctx context.Context, service string
 		delete(c.svcThresholds, service)
 	}
 	c.cfgMu.Unlock()
-	c.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("delete thresholds: %w", err)
 	}
@@ -133,7 +126,6 @@ func (c *Controller) SetGlobalFlags(ctx context.Context, s featureflags.Set, act
 	if err := s.Validate(true); err != nil {
 		return err
 	}
-	c.syncMu.Lock()
 	c.cfgMu.Lock()
 	before := c.globalFlags
 	err := c.store.PutGlobalFlags(ctx, s, audit(c.cfg.Now(), actor, "flags.update", "flags:*", before, s))
@@ -141,7 +133,6 @@ func (c *Controller) SetGlobalFlags(ctx context.Context, s featureflags.Set, act
 		c.globalFlags = s
 	}
 	c.cfgMu.Unlock()
-	c.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store flags: %w", err)
 	}
@@ -153,7 +144,6 @@ func (c *Controller) SetServiceFlags(ctx context.Context, service string, s feat
 	if err := s.Validate(false); err != nil {
 		return err
 	}
-	c.syncMu.Lock()
 	c.cfgMu.Lock()
 	var before any
 	if old, ok := c.svcFlags[service]; ok {
@@ -164,7 +154,6 @@ func (c *Controller) SetServiceFlags(ctx context.Context, service string, s feat
 		c.svcFlags[service] = s
 	}
 	c.cfgMu.Unlock()
-	c.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store flags: %w", err)
 	}
@@ -173,12 +162,10 @@ func (c *Controller) SetServiceFlags(ctx context.Context, service string, s feat
 
 // DeleteServiceFlags returns a service to the global flag sets.
 func (c *Controller) DeleteServiceFlags(ctx context.Context, service string, actor brownout.Actor) error {
-	c.syncMu.Lock()
 	c.cfgMu.Lock()
 	old, ok := c.svcFlags[service]
 	if !ok {
 		c.cfgMu.Unlock()
-		c.syncMu.Unlock()
 		return brownout.Errorf(brownout.ENOTFOUND, "service %q has no flag sets of its own", service)
 	}
 	_, err := c.store.DeleteServiceFlags(ctx, service, audit(c.cfg.Now(), actor, "flags.delete", "service:"+service, old, nil))
@@ -186,7 +173,6 @@ func (c *Controller) DeleteServiceFlags(ctx context.Context, service string, act
 		delete(c.svcFlags, service)
 	}
 	c.cfgMu.Unlock()
-	c.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("delete flags: %w", err)
 	}
@@ -276,8 +262,8 @@ func (c *Controller) CreateOverride(ctx context.Context, req OverrideRequest, ac
 			c.ovMu.Unlock()
 		}()
 	}
-	c.syncMu.Lock()
-	defer c.syncMu.Unlock()
+	c.ovSyncMu.Lock()
+	defer c.ovSyncMu.Unlock()
 	err = c.commitWith(ctx, c.affected(o.Service), now, func(*service) string { return triggerOverride }, &commitHooks{
 		apply: func() {
 			c.ovMu.Lock()
@@ -347,8 +333,8 @@ func (c *Controller) ClearOverride(ctx context.Context, id string, actor brownou
 		return c.store.ClearOverrideWithStates(ctx, id, actor.Name, now, a, nil)
 	}
 	var cleared brownout.Override
-	c.syncMu.Lock()
-	defer c.syncMu.Unlock()
+	c.ovSyncMu.Lock()
+	defer c.ovSyncMu.Unlock()
 	err := c.commitWith(ctx, c.affected(before.Service), now, func(*service) string { return triggerOverride }, &commitHooks{
 		apply: func() { c.removeOverride(id) },
 		save: func(batch []brownout.StateChange) error {

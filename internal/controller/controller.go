@@ -143,20 +143,20 @@ type Controller struct {
 	retired  map[string]brownout.ServiceState
 	createMu sync.Mutex
 
-	// syncMu orders every local change of configuration or overrides
-	// (its commit and its entry here) with every reload of them from the
-	// store. A reload whose read a local commit overtook would otherwise
-	// undo it: the leader would evaluate without the override it has
-	// just committed, and push the level it replaces. Readers take only
-	// cfgMu or ovMu.
-	syncMu sync.Mutex
-
 	cfgMu         sync.RWMutex
 	global        levels.Thresholds
 	svcThresholds map[string]levels.Thresholds
 	globalFlags   featureflags.Set
 	svcFlags      map[string]featureflags.Set
 
+	// ovSyncMu orders every local change of the overrides (from its
+	// entry here to its commit) with every reload of them from the store.
+	// A reload whose read a local commit overtook would otherwise undo
+	// it: the leader would evaluate without the override it has just
+	// committed, and push the level it replaces. Readers take only ovMu.
+	// (Configuration needs no such lock: a change holds cfgMu from its
+	// commit to its entry, and so does ReloadConfig.)
+	ovSyncMu  sync.Mutex
 	ovMu      sync.RWMutex
 	overrides []brownout.Override // active, by created_at
 	// ovReserved counts creations between the limit check and commit, so

@@ -97,10 +97,12 @@ func (c *Controller) Resync(ctx context.Context) error {
 	return nil
 }
 
-// ReloadConfig re-reads thresholds and flag sets from the store.
+// ReloadConfig re-reads thresholds and flag sets from the store. It holds
+// cfgMu from its first read to the swap, as a local change holds it from
+// its commit to its entry, so that neither undoes the other.
 func (c *Controller) ReloadConfig(ctx context.Context) error {
-	c.syncMu.Lock()
-	defer c.syncMu.Unlock()
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
 	global, gok, err := c.store.GlobalThresholds(ctx)
 	if err != nil {
 		return fmt.Errorf("load thresholds: %w", err)
@@ -117,7 +119,6 @@ func (c *Controller) ReloadConfig(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load service flags: %w", err)
 	}
-	c.cfgMu.Lock()
 	if gok {
 		c.global = global
 	} else {
@@ -127,14 +128,13 @@ func (c *Controller) ReloadConfig(ctx context.Context) error {
 		c.globalFlags = flags
 	}
 	c.svcThresholds, c.svcFlags = st, sf
-	c.cfgMu.Unlock()
 	return nil
 }
 
 // ReloadOverrides re-reads the active overrides from the store.
 func (c *Controller) ReloadOverrides(ctx context.Context) error {
-	c.syncMu.Lock()
-	defer c.syncMu.Unlock()
+	c.ovSyncMu.Lock()
+	defer c.ovSyncMu.Unlock()
 	ovs, err := c.store.ActiveOverrides(ctx, c.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("load overrides: %w", err)

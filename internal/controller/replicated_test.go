@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/brownout-io/brownout/internal/hub"
 	"github.com/brownout-io/brownout/internal/levels"
 	"github.com/brownout-io/brownout/internal/storage/sqlite"
+	"github.com/brownout-io/brownout/internal/storage/storagetest"
 )
 
 // A leader and a follower over one store, the change feed played by hand:
@@ -236,57 +236,23 @@ func TestFollowerWaitsForTheFirstSnapshot(t *testing.T) {
 	}
 }
 
-// pausingStore is the real store, with a pause after the overrides or
-// the global thresholds are read, until the test lets it go: a reload
-// (the change feed announced another replica's change) whose read a
-// local change overtakes.
+// pausingStore is the real store, whose reads of the overrides and of the
+// global thresholds a test can pause.
 type pausingStore struct {
 	*sqlite.DB
-	pause   atomic.Bool
-	read    chan struct{}
-	release chan struct{}
-}
-
-func (s *pausingStore) paused() {
-	if s.pause.CompareAndSwap(true, false) {
-		close(s.read)
-		<-s.release
-	}
+	storagetest.Gate
 }
 
 func (s *pausingStore) ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error) {
 	ovs, err := s.DB.ActiveOverrides(ctx, now)
-	s.paused()
+	s.Pause()
 	return ovs, err
 }
 
 func (s *pausingStore) GlobalThresholds(ctx context.Context) (levels.Thresholds, bool, error) {
 	t, ok, err := s.DB.GlobalThresholds(ctx)
-	s.paused()
+	s.Pause()
 	return t, ok, err
-}
-
-// race pauses reload after its read, runs change, and lets the reload go
-// once change is done, or after 300 ms when change waits for the reload
-// (as it should).
-func (s *pausingStore) race(t *testing.T, reload func() error, change func()) {
-	t.Helper()
-	s.read, s.release = make(chan struct{}), make(chan struct{})
-	s.pause.Store(true)
-	reloaded := make(chan error, 1)
-	go func() { reloaded <- reload() }()
-	<-s.read
-	changed := make(chan struct{})
-	go func() { change(); close(changed) }()
-	select {
-	case <-changed:
-	case <-time.After(300 * time.Millisecond):
-	}
-	close(s.release)
-	if err := <-reloaded; err != nil {
-		t.Fatal(err)
-	}
-	<-changed
 }
 
 // A reload of overrides or configuration that read the store before a
@@ -309,7 +275,7 @@ func TestReloadRacingLocalChanges(t *testing.T) {
 
 	op := brownout.Actor{ID: "tok_op", Name: "op"}
 	l3 := 3
-	st.race(t, func() error { return c.ReloadOverrides(ctx) }, func() {
+	st.Race(t, func() error { return c.ReloadOverrides(ctx) }, func() {
 		if _, err := c.CreateOverride(ctx, controller.OverrideRequest{Service: "api", Level: &l3, Reason: "drill"}, op, false); err != nil {
 			t.Error(err)
 		}
@@ -326,7 +292,7 @@ func TestReloadRacingLocalChanges(t *testing.T) {
 
 	th := levels.Default()
 	th.Cooldown = levels.Duration(3 * levels.DefaultCooldown)
-	st.race(t, func() error { return c.ReloadConfig(ctx) }, func() {
+	st.Race(t, func() error { return c.ReloadConfig(ctx) }, func() {
 		if err := c.SetGlobalThresholds(ctx, th, op); err != nil {
 			t.Error(err)
 		}
