@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -103,7 +102,7 @@ func (c *Client) session() (established bool, retryAfter time.Duration, err erro
 	defer watchdog.Stop()
 	alive := func() { watchdog.Reset(c.cfg.deadAfter) }
 
-	s := &conn_{c: c, conn: conn, ackReady: make(chan struct{}, 1), end: end, readCtx: context.Background()}
+	s := &conn_{c: c, conn: conn, end: end, readCtx: context.Background()}
 	if raw == nil {
 		// Without the socket in hand only a cancellable read can be ended
 		// while the close handshake holds the connection.
@@ -236,8 +235,8 @@ func parseRetryAfter(v string) time.Duration {
 type conn_ struct {
 	c        *Client
 	conn     *websocket.Conn
-	ack      atomic.Uint64 // version to acknowledge next, 0 if none
-	ackReady chan struct{}
+	// ackBuf holds the ack frame being written; only the reader uses it.
+	ackBuf []byte
 	// end cancels the session's context with its cause and closes the
 	// socket, which ends a blocked read or write.
 	end func(cause error)
@@ -252,6 +251,16 @@ type conn_ struct {
 // ends and returns why it ended.
 func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 	c := s.c
+	// The reader writes its acks itself, at once: handing them to the
+	// writer cost a goroutine wake-up per state, a fifth of what a state
+	// costs the client. A stuck write ends the connection (writeTimeout),
+	// which ends the read too; a report being written delays an ack by
+	// one frame at most.
+	timeout := time.AfterFunc(time.Hour, func() {
+		s.end(fmt.Errorf("a write to the controller took longer than %s", c.cfg.writeTimeout))
+	})
+	timeout.Stop()
+	defer timeout.Stop()
 	var buf []byte
 	for {
 		// Whoever cancels ctx closes the socket too, which ends a read
@@ -280,11 +289,15 @@ func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 		switch f.Type {
 		case wire.TypeState:
 			if v, ok := c.applyState(&f); ok {
-				s.queueAck(v)
+				if err := s.writeAck(ctx, timeout, v); err != nil {
+					return err
+				}
 			}
 		case wire.TypeUnchanged:
 			if v, ok := c.confirm(&f); ok {
-				s.queueAck(v)
+				if err := s.writeAck(ctx, timeout, v); err != nil {
+					return err
+				}
 			}
 		case wire.TypeError:
 			c.log.Warn("brownout: controller refused a frame",
@@ -331,16 +344,26 @@ func readError(err error) error {
 	return err
 }
 
-func (s *conn_) queueAck(v uint64) {
-	s.ack.Store(v)
-	select {
-	case s.ackReady <- struct{}{}:
-	default:
+// writeAck acknowledges version v; a failed write ends the connection.
+func (s *conn_) writeAck(ctx context.Context, timeout *time.Timer, v uint64) error {
+	s.ackBuf = wire.AppendAck(s.ackBuf[:0], v)
+	timeout.Reset(s.c.cfg.writeTimeout)
+	err := s.conn.Write(context.Background(), websocket.MessageText, s.ackBuf)
+	if !timeout.Stop() && err == nil {
+		err = context.Cause(ctx)
 	}
+	if err != nil {
+		s.end(err)
+		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+			return cause
+		}
+		return err
+	}
+	s.c.acked.Store(v)
+	return nil
 }
 
-// writeLoop sends acknowledgements and buffered reports. Acks go first: they
-// are small and the controller measures propagation with them.
+// writeLoop sends buffered reports; the reader writes acks itself.
 func (s *conn_) writeLoop(ctx context.Context) {
 	c := s.c
 	// One timer bounds every write: when a write outlasts writeTimeout
@@ -358,17 +381,7 @@ func (s *conn_) writeLoop(ctx context.Context) {
 		}
 		return err
 	}
-	var ack []byte
 	for {
-		if v := s.ack.Swap(0); v != 0 {
-			ack = wire.AppendAck(ack[:0], v)
-			if err := write(ack); err != nil {
-				s.end(err)
-				return
-			}
-			c.acked.Store(v)
-			continue
-		}
 		if r, ok := c.ring.peek(); ok {
 			data, err := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: r})
 			if err == nil {
@@ -385,7 +398,6 @@ func (s *conn_) writeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.ackReady:
 		case <-c.reportReady:
 		}
 	}

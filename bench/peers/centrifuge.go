@@ -24,7 +24,8 @@ import (
 
 // centrifugeServer runs a centrifuge node whose every connection is
 // subscribed server-side to one channel, and publishes the body of each
-// POST /publish to it.
+// POST /publish to it. It counts the messages clients send (the acks of
+// centrifuge-ack) and serves the count at GET /acks.
 func centrifugeServer(args []string) error {
 	fs := flag.NewFlagSet("centrifuge-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
@@ -41,7 +42,10 @@ func centrifugeServer(args []string) error {
 			Subscriptions: map[string]centrifuge.SubscribeOptions{channel: {}},
 		}, nil
 	})
-	node.OnConnect(func(*centrifuge.Client) {})
+	var acks atomic.Int64
+	node.OnConnect(func(cl *centrifuge.Client) {
+		cl.OnMessage(func(centrifuge.MessageEvent) { acks.Add(1) })
+	})
 	if err := node.Run(); err != nil {
 		return err
 	}
@@ -60,6 +64,9 @@ func centrifugeServer(args []string) error {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /acks", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, acks.Load())
 	})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -93,9 +100,12 @@ type cfClient struct {
 	at     atomic.Int64 // when it arrived (unix ns)
 }
 
-// cfFleet is N centrifuge clients.
+// cfFleet is N centrifuge clients. With ack, each client answers every
+// publication with a message of its own, as a Brownout SDK acknowledges
+// every state: the server reads N frames per change as Brownout's does.
 type cfFleet struct {
 	base    string
+	ack     bool
 	clients []*cfClient
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
@@ -146,11 +156,16 @@ func (f *cfFleet) dial(ctx context.Context) (*cfClient, error) {
 	}
 	c := &cfClient{conn: conn}
 	f.wg.Add(1)
-	go func() { defer f.wg.Done(); c.read(ctx) }()
+	go func() { defer f.wg.Done(); c.read(f.ack) }()
 	return c, nil
 }
 
-func (c *cfClient) read(ctx context.Context) {
+// read handles frames until the connection is closed. Like the SDK's, its
+// reads and writes take no cancellable context (the websocket library
+// registers a callback per frame for one); close ends them.
+func (c *cfClient) read(ack bool) {
+	ctx := context.Background()
+	var reply []byte
 	for {
 		_, data, err := c.conn.Read(ctx)
 		if err != nil {
@@ -179,6 +194,13 @@ func (c *cfClient) read(ctx context.Context) {
 				if json.Unmarshal(m.Push.Pub.Data, &d) == nil {
 					c.at.Store(time.Now().UnixNano())
 					c.change.Store(d.Change)
+					if ack {
+						reply = append(append(reply[:0], `{"send":{"data":{"ack":`...), strconv.AppendInt(nil, d.Change, 10)...)
+						reply = append(reply, "}}}"...)
+						if c.conn.Write(ctx, websocket.MessageText, reply) != nil {
+							return
+						}
+					}
 				}
 			}
 		}
@@ -203,6 +225,31 @@ func (f *cfFleet) publish(ctx context.Context, base string, k int64, payload map
 		c := f.clients[i]
 		return c.change.Load() >= k, c.at.Load()
 	})
+}
+
+// checkAcks fails unless the server read at least want acks.
+func (f *cfFleet) checkAcks(ctx context.Context, want int64) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.base+"/acks", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+		resp.Body.Close()
+		got, err := strconv.ParseInt(string(bytes.TrimSpace(body)), 10, 64)
+		if err != nil {
+			return fmt.Errorf("acks: %q", body)
+		}
+		if got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server read %d acks, want at least %d", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (f *cfFleet) close() {

@@ -7,6 +7,11 @@
 //     instances (sdk.Connect) each apply the new state.
 //   - centrifuge v0.40 (the library behind Centrifugo): one Publish to a
 //     channel that N websocket clients are subscribed to server-side.
+//   - centrifuge-ack: the same, but each client answers every publication
+//     with a message of its own, which the server reads and counts, as a
+//     Brownout SDK acknowledges every state it applies (the controller's
+//     convergence). A bare broadcast reads nothing back; this row prices
+//     that difference.
 //   - flagd (OpenFeature's flag daemon), when --flagd-bin names a binary:
 //     one atomic rewrite of its flag file, streamed to N SyncFlags streams
 //     (what its in-process providers hold), each parsing the whole flag

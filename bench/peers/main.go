@@ -66,7 +66,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.par, "dial-parallel", 64, "connections dialled at once")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "idle time after connecting before memory is read")
 	fs.StringVar(&c.md, "bench-md", "", "Markdown file whose peers section (between <!-- peers:begin --> and <!-- peers:end -->) is rewritten")
-	systems := fs.String("systems", "brownout,centrifuge,flagd", "systems to measure, comma-separated")
+	systems := fs.String("systems", "brownout,centrifuge,centrifuge-ack,flagd", "systems to measure, comma-separated (centrifuge-ack: centrifuge whose clients answer every publication, as SDKs acknowledge every state)")
 	fs.StringVar(&c.profile, "cpu-profile", "", "directory for CPU profiles of the changes, the server's (SYSTEM-N-server.pprof; not flagd) and this tool's clients' (SYSTEM-N-clients.pprof); changes past --changes keep the servers busy until the profiles end and are not counted")
 	fs.DurationVar(&c.profileFor, "profile-for", 5*time.Second, "how long each --cpu-profile profile runs (1s–60s)")
 	if err := fs.Parse(args); err != nil {
@@ -81,14 +81,14 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	for _, s := range strings.Split(*systems, ",") {
 		switch s {
-		case "brownout", "centrifuge":
+		case "brownout", "centrifuge", "centrifuge-ack":
 		case "flagd":
 			if c.flagdBin == "" {
 				c.skipped = append(c.skipped, "flagd: not measured (no --flagd-bin given).")
 				continue
 			}
 		default:
-			return nil, fmt.Errorf("--systems: %q is not brownout, centrifuge or flagd", s)
+			return nil, fmt.Errorf("--systems: %q is not brownout, centrifuge, centrifuge-ack or flagd", s)
 		}
 		c.systems = append(c.systems, s)
 	}
@@ -220,7 +220,7 @@ func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error 
 			return err
 		}
 		return sample(ctx, c, r, p.pid(), rss0, debugAddr, func(k int) (time.Duration, error) { return f.change(ctx, a, 1+k%2) })
-	case "centrifuge":
+	case "centrifuge", "centrifuge-ack":
 		env := c.selfEnv
 		var debugAddr string
 		if c.profile != "" {
@@ -236,12 +236,22 @@ func measure(ctx context.Context, c *config, r *Result, stderr io.Writer) error 
 		}
 		defer p.stop()
 		rss0, _ := rssKiB(p.pid())
-		f := &cfFleet{base: base}
+		f := &cfFleet{base: base, ack: r.System == "centrifuge-ack"}
 		defer f.close()
 		if err := f.connect(ctx, r.Clients, c.par); err != nil {
 			return err
 		}
-		return sample(ctx, c, r, p.pid(), rss0, debugAddr, func(k int) (time.Duration, error) { return f.publish(ctx, base, int64(k+1), payload) })
+		changes := 0
+		if err := sample(ctx, c, r, p.pid(), rss0, debugAddr, func(k int) (time.Duration, error) {
+			changes = k + 1
+			return f.publish(ctx, base, int64(k+1), payload)
+		}); err != nil {
+			return err
+		}
+		if f.ack {
+			return f.checkAcks(ctx, int64(changes)*int64(r.Clients))
+		}
+		return nil
 	case "flagd":
 		dir, err := os.MkdirTemp("", "peers-flagd-")
 		if err != nil {

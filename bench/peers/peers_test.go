@@ -24,9 +24,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestCompareSmall runs both systems with a few clients end to end: real
-// controller and centrifuge processes, real SDK instances and websocket
-// clients, every change reaching every client, and the section written.
+// TestCompareSmall runs Brownout, centrifuge and centrifuge-ack with a few
+// clients end to end: real controller and centrifuge processes, real SDK
+// instances and websocket clients, every change reaching every client
+// (and with acks, every ack read by the server), and the section written.
 func TestCompareSmall(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "controlplane")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/controlplane")
@@ -46,7 +47,8 @@ func TestCompareSmall(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, want := range []string{"| brownout | 30 |", "| centrifuge | 30 |", "| centrifuge | 30 | "} {
+	// Each system's row, then the ratio rows (fewer cells).
+	for _, want := range []string{"| brownout | 30 |", "| centrifuge | 30 |", "| centrifuge-ack | 30 |", "| centrifuge | 30 | ", "| centrifuge-ack | 30 | "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
 		}
