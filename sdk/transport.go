@@ -233,8 +233,8 @@ func parseRetryAfter(v string) time.Duration {
 
 // conn_ is one live connection's shared state.
 type conn_ struct {
-	c        *Client
-	conn     *websocket.Conn
+	c    *Client
+	conn *websocket.Conn
 	// ackBuf holds the ack frame being written; only the reader uses it.
 	ackBuf []byte
 	// end cancels the session's context with its cause and closes the
