@@ -11,7 +11,7 @@ import (
 
 // insertAudit appends a within tx. service is the service the action is
 // about when the caller knows it; otherwise it is derived from a.Target.
-func insertAudit(ctx context.Context, tx *sql.Tx, a brownout.AuditEntry, service string) error {
+func insertAudit(ctx context.Context, tx *wtx, a brownout.AuditEntry, service string) error {
 	if service == "" || service == brownout.GlobalScope {
 		service = storage.AuditService(a.Target)
 	}

@@ -100,7 +100,7 @@ func PrepareRestore(ctx context.Context, path string) (oldEpoch, newEpoch string
 		return "", "", err
 	}
 	newEpoch = "e" + hex.EncodeToString(b[:])
-	err = db.inTx(ctx, "restore_epoch", func(tx *sql.Tx) error {
+	err = db.inTx(ctx, "restore_epoch", func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = ?`, newEpoch, metaEpoch)
 		return err
 	})

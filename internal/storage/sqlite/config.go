@@ -46,7 +46,7 @@ func (r configRows) ServiceConfigRows(ctx context.Context, table string, fn func
 }
 
 func (r configRows) PutConfigRow(ctx context.Context, op, table, scope string, body []byte, at time.Time, a brownout.AuditEntry) error {
-	return r.db.inTx(ctx, op, func(tx *sql.Tx) error {
+	return r.db.inTx(ctx, op, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO `+table+` (scope, body, updated_at) VALUES (?, ?, ?)
 			 ON CONFLICT (scope) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at`,
@@ -60,7 +60,7 @@ func (r configRows) PutConfigRow(ctx context.Context, op, table, scope string, b
 
 func (r configRows) DeleteConfigRow(ctx context.Context, op, table, scope string, a brownout.AuditEntry) (bool, error) {
 	var existed bool
-	err := r.db.inTx(ctx, op, func(tx *sql.Tx) error {
+	err := r.db.inTx(ctx, op, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE scope = ?`, scope)
 		if err != nil {
 			return err

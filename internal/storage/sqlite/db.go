@@ -42,6 +42,8 @@ type DB struct {
 
 	write *sql.DB
 	read  *sql.DB
+	// stmts holds the writer's prepared statements (see stmtCache).
+	stmts stmtCache
 	log   *slog.Logger
 	path  string // absolute path of the database file
 
@@ -169,6 +171,7 @@ func (db *DB) Close() error {
 		// Keep the planner's statistics fresh, as SQLite recommends before
 		// closing, and fold the WAL back into the main file so that a copy of
 		// the file alone is a complete database.
+		db.stmts.close()
 		_, _ = db.write.Exec("PRAGMA optimize")
 		_, _ = db.write.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		errs = append(errs, db.write.Close())
@@ -204,7 +207,7 @@ func (db *DB) SetObserver(fn storage.Observer) {
 
 // inTx runs fn in one write transaction and commits it, or rolls back when
 // fn fails. op names the operation for errors and the observer.
-func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (err error) {
+func (db *DB) inTx(ctx context.Context, op string, fn func(tx *wtx) error) (err error) {
 	start := time.Now()
 	defer func() {
 		if o := db.observer.Load(); o != nil {
@@ -224,12 +227,16 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) (e
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(tx); err != nil {
+	w := &wtx{Tx: tx, cache: &db.stmts}
+	if err := fn(w); err != nil {
 		return fmt.Errorf("%s: %w", op, db.writeFailed(translate(err)))
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", op, db.writeFailed(translate(err)))
 	}
+	// The connection is free again: prepare what this transaction ran
+	// unprepared, for the next ones.
+	db.stmts.prepare(ctx, db.write, w.missed)
 	// Deleted while the transaction ran: it committed into a file nobody
 	// will open again, so it is not acknowledged.
 	if err := db.checkFile(); err != nil {

@@ -32,7 +32,7 @@ func (db *DB) Epoch(ctx context.Context) (string, error) {
 	// all-digit hex string would be stored as a number and lose leading
 	// zeros.
 	fresh := "e" + hex.EncodeToString(b[:])
-	err = db.inTx(ctx, "epoch", func(tx *sql.Tx) error {
+	err = db.inTx(ctx, "epoch", func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, metaEpoch, fresh); err != nil {
 			return err
 		}

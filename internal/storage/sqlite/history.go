@@ -15,7 +15,7 @@ import (
 // stored state go through the method that makes the change, which writes
 // the entry in the same transaction.
 func (db *DB) AppendAudit(ctx context.Context, a brownout.AuditEntry) error {
-	return db.inTx(ctx, "append_audit", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "append_audit", func(tx *wtx) error {
 		return insertAudit(ctx, tx, a, "")
 	})
 }

@@ -34,7 +34,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w brownout.Webhook, a brownout.
 	if w.ID == "" || w.Secret == "" {
 		return brownout.Errorf(brownout.EBADREQUEST, "webhook id and secret must not be empty")
 	}
-	return db.inTx(ctx, "create_webhook", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "create_webhook", func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.ID, w.Name, w.URL, w.Format, storage.JoinEvents(w.Events), w.Secret, unixNano(w.CreatedAt), w.CreatedBy); err != nil {
 			return err
@@ -68,7 +68,7 @@ func (db *DB) ListWebhooks(ctx context.Context) ([]brownout.Webhook, error) {
 // a, in one transaction; ENOTFOUND when unknown.
 func (db *DB) DeleteWebhook(ctx context.Context, id string, a brownout.AuditEntry) (brownout.Webhook, error) {
 	var w brownout.Webhook
-	err := db.inTx(ctx, "delete_webhook", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "delete_webhook", func(tx *wtx) error {
 		var err error
 		w, err = scanWebhook(tx.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id))
 		if err != nil {
@@ -87,7 +87,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, id string, a brownout.AuditEntr
 
 // insertEvents writes one outbox row per event and webhook that wants it,
 // within tx.
-func insertEvents(ctx context.Context, tx *sql.Tx, evs []brownout.Event) error {
+func insertEvents(ctx context.Context, tx *wtx, evs []brownout.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -122,7 +122,7 @@ func (db *DB) AddEvents(ctx context.Context, evs []brownout.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, "add_events", func(tx *sql.Tx) error { return insertEvents(ctx, tx, evs) })
+	return db.inTx(ctx, "add_events", func(tx *wtx) error { return insertEvents(ctx, tx, evs) })
 }
 
 const deliveryColumns = `id, webhook_id, event, created_at, attempts, last_error`
@@ -158,7 +158,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now time.Time, lease time.Dur
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	var out []brownout.Delivery
-	err := db.inTx(ctx, "claim_deliveries", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "claim_deliveries", func(tx *wtx) error {
 		rows, err := tx.QueryContext(ctx,
 			`UPDATE outbox SET lease_until = ?
 			 WHERE seq IN (SELECT seq FROM outbox WHERE next_at <= ? AND lease_until <= ? ORDER BY seq LIMIT ?)
@@ -212,7 +212,7 @@ func sortBySeq(ds []brownout.Delivery, seqs []int64) {
 // durably; ENOTFOUND when the delivery is gone.
 func (db *DB) StartAttempt(ctx context.Context, id string, now time.Time, lease time.Duration) (int, error) {
 	var n int
-	err := db.inTx(ctx, "start_attempt", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "start_attempt", func(tx *wtx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE outbox SET attempts = attempts + 1, lease_until = ? WHERE id = ? RETURNING attempts`,
 			now.Add(lease).UnixNano(), id).Scan(&n)
 		return notFound(err, "delivery %q not found", id)
@@ -222,7 +222,7 @@ func (db *DB) StartAttempt(ctx context.Context, id string, now time.Time, lease 
 
 // FailAttempt records why the latest attempt of delivery id failed.
 func (db *DB) FailAttempt(ctx context.Context, id, msg string) error {
-	return db.inTx(ctx, "fail_attempt", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "fail_attempt", func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE outbox SET last_error = ? WHERE id = ?`, msg, id)
 		return err
 	})
@@ -230,7 +230,7 @@ func (db *DB) FailAttempt(ctx context.Context, id, msg string) error {
 
 // CompleteDelivery removes delivered delivery id from the outbox.
 func (db *DB) CompleteDelivery(ctx context.Context, id string) error {
-	return db.inTx(ctx, "complete_delivery", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "complete_delivery", func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id)
 		return err
 	})
@@ -238,7 +238,7 @@ func (db *DB) CompleteDelivery(ctx context.Context, id string) error {
 
 // RetryLater frees delivery id's lease and makes it due at at.
 func (db *DB) RetryLater(ctx context.Context, id string, at time.Time, msg string) error {
-	return db.inTx(ctx, "retry_later", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "retry_later", func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_until = 0, next_at = ?, last_error = ? WHERE id = ?`, at.UnixNano(), msg, id)
 		return err
 	})
@@ -247,7 +247,7 @@ func (db *DB) RetryLater(ctx context.Context, id string, at time.Time, msg strin
 // DeadLetter moves delivery id from the outbox to the dead letters, in one
 // transaction; ENOTFOUND when it is not in the outbox.
 func (db *DB) DeadLetter(ctx context.Context, id string, at time.Time, msg string) error {
-	return db.inTx(ctx, "dead_letter", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "dead_letter", func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO dead_letters (id, webhook_id, event, created_at, attempts, last_error, dead_at)
 			 SELECT id, webhook_id, event, created_at, attempts, ?, ? FROM outbox WHERE id = ?`, msg, at.UnixNano(), id)
@@ -311,7 +311,7 @@ func (db *DB) ListDeadLetters(ctx context.Context, f brownout.Filter) (brownout.
 // no attempts, and appends a, in one transaction.
 func (db *DB) RedriveDeadLetter(ctx context.Context, id string, at time.Time, a brownout.AuditEntry) (brownout.Delivery, error) {
 	var d brownout.Delivery
-	err := db.inTx(ctx, "redrive_dead_letter", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "redrive_dead_letter", func(tx *wtx) error {
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx, `SELECT `+deliveryColumns+`, dead_at FROM dead_letters WHERE id = ?`, id), true)
 		if err != nil {
@@ -355,7 +355,7 @@ func (db *DB) OutboxStats(ctx context.Context) (pending, dead int, err error) {
 // were freed. Attempts already counted stay counted.
 func (db *DB) ReleaseLeases(ctx context.Context) (int, error) {
 	var n int64
-	err := db.inTx(ctx, "release_leases", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "release_leases", func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_until = 0 WHERE lease_until > 0`)
 		if err != nil {
 			return err
@@ -369,7 +369,7 @@ func (db *DB) ReleaseLeases(ctx context.Context) (int, error) {
 // PruneDeadLetters deletes up to batch dead letters older than before.
 func (db *DB) PruneDeadLetters(ctx context.Context, before time.Time, batch int) (int, error) {
 	var n int64
-	err := db.inTx(ctx, "prune_dead_letters", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "prune_dead_letters", func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx,
 			`DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters WHERE dead_at < ? ORDER BY seq LIMIT ?)`,
 			before.UnixNano(), batch)

@@ -91,7 +91,7 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 		return brownout.FieldErrorf(brownout.EBADREQUEST, "id", "must not be empty")
 	}
 	var versions []uint64
-	err := db.inTx(ctx, "create_override", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "create_override", func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO overrides (`+overrideColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
@@ -122,7 +122,7 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at time.Time, a brownout.AuditEntry, states []brownout.StateChange) (brownout.Override, error) {
 	var o brownout.Override
 	var versions []uint64
-	err := db.inTx(ctx, "clear_override", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "clear_override", func(tx *wtx) error {
 		var err error
 		o, err = scanOverride(tx.QueryRowContext(ctx, `SELECT `+overrideColumns+` FROM overrides WHERE id = ?`, id))
 		if err != nil {

@@ -32,7 +32,7 @@ func (db *DB) WriteSamples(ctx context.Context, batch []brownout.Sample) error {
 		}
 	}
 	fresh := map[string]int64{}
-	err := db.inTx(ctx, "write_samples", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "write_samples", func(tx *wtx) error {
 		stmt, err := tx.PrepareContext(ctx,
 			`INSERT OR REPLACE INTO samples (series_id, at, cpu, memory, error_rate, requests, errors, instances)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -75,7 +75,7 @@ func (db *DB) cachedSeries(name string) (int64, bool) {
 
 // seriesInTx returns the series id of name, creating it within tx if
 // needed; ids created here are recorded in fresh.
-func (db *DB) seriesInTx(ctx context.Context, tx *sql.Tx, name string, fresh map[string]int64) (int64, error) {
+func (db *DB) seriesInTx(ctx context.Context, tx *wtx, name string, fresh map[string]int64) (int64, error) {
 	if id, ok := db.cachedSeries(name); ok {
 		return id, nil
 	}
@@ -239,7 +239,7 @@ func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
 		from := storage.FloorDiv(first, minute) * minute
 		for lo := from; lo < end; lo += int64(time.Hour) {
 			hi := min(lo+int64(time.Hour), end)
-			err := db.inTx(ctx, "rollup", func(tx *sql.Tx) error {
+			err := db.inTx(ctx, "rollup", func(tx *wtx) error {
 				_, err := tx.ExecContext(ctx,
 					`INSERT INTO sample_rollups (series_id, minute, n, cpu_sum, memory_sum, requests, errors, max_instances)
 					 SELECT series_id, (at / ?) * ? AS m, count(*), sum(cpu), sum(memory), sum(requests), sum(errors), max(instances)
@@ -257,7 +257,7 @@ func (db *DB) Rollup(ctx context.Context, upTo time.Time) error {
 		}
 	}
 	if end > mark {
-		err := db.inTx(ctx, "rollup", func(tx *sql.Tx) error {
+		err := db.inTx(ctx, "rollup", func(tx *wtx) error {
 			_, err := tx.ExecContext(ctx,
 				`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 				metaRollupWatermark, end)
@@ -333,7 +333,7 @@ func (db *DB) pruneSeries(ctx context.Context, table, col string, id, cutoff int
 			return total, err
 		}
 		var n int64
-		err := db.inTx(ctx, "prune", func(tx *sql.Tx) error {
+		err := db.inTx(ctx, "prune", func(tx *wtx) error {
 			res, err := tx.ExecContext(ctx, q, id, cutoff, id, cutoff, batch-1, cutoff)
 			if err != nil {
 				return err

@@ -68,7 +68,7 @@ func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChang
 		return nil
 	}
 	var versions []uint64
-	err := db.inTx(ctx, "save_service_state", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "save_service_state", func(tx *wtx) error {
 		var err error
 		versions, err = saveStates(ctx, tx, batch)
 		return err
@@ -81,7 +81,7 @@ func (db *DB) SaveServiceStates(ctx context.Context, batch []brownout.StateChang
 }
 
 // saveStates saves batch within tx and returns the version of each state.
-func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) ([]uint64, error) {
+func saveStates(ctx context.Context, tx *wtx, batch []brownout.StateChange) ([]uint64, error) {
 	versions := make([]uint64, len(batch))
 	var evs []brownout.Event
 	for i, sc := range batch {
@@ -104,7 +104,7 @@ func saveStates(ctx context.Context, tx *sql.Tx, batch []brownout.StateChange) (
 	return versions, nil
 }
 
-func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, changes []brownout.LevelChange) (uint64, error) {
+func saveState(ctx context.Context, tx *wtx, st brownout.ServiceState, changes []brownout.LevelChange) (uint64, error) {
 	var stored int64
 	err := tx.QueryRowContext(ctx, `SELECT version FROM services WHERE name = ?`, st.Name).Scan(&stored)
 	switch {
@@ -155,7 +155,7 @@ func saveState(ctx context.Context, tx *sql.Tx, st brownout.ServiceState, change
 // history stay; saving a state for it again revives it. ENOTFOUND when no
 // active service has that name.
 func (db *DB) RetireService(ctx context.Context, name string, at time.Time, a brownout.AuditEntry) error {
-	return db.inTx(ctx, "retire_service", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "retire_service", func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE services SET retired_at = ? WHERE name = ? AND retired_at = 0`, unixNano(at), name)
 		if err != nil {
 			return err

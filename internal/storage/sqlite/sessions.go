@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -12,7 +11,7 @@ import (
 // The same transaction forgets sessions that have expired by now. Ending a
 // session twice is not an error.
 func (db *DB) EndSession(ctx context.Context, id string, expires, now time.Time) error {
-	return db.inTx(ctx, "end_session", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "end_session", func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM ended_sessions WHERE expires_at <= ?`, unixNano(now)); err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ func (db *DB) CreateToken(ctx context.Context, t brownout.Token, a brownout.Audi
 	if t.ID == "" || len(t.Hash) == 0 {
 		return brownout.Errorf(brownout.EBADREQUEST, "token id and hash must not be empty")
 	}
-	return db.inTx(ctx, "create_token", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "create_token", func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO tokens (`+tokenColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Name, t.Scope, t.Service, t.Hash, unixNano(t.CreatedAt), t.CreatedBy, nullNano(t.RevokedAt))
@@ -76,7 +76,7 @@ func (db *DB) queryTokens(ctx context.Context, op, query string) ([]brownout.Tok
 // token already revoked is ECONFLICT.
 func (db *DB) RevokeToken(ctx context.Context, id string, at time.Time, a brownout.AuditEntry) (brownout.Token, error) {
 	var t brownout.Token
-	err := db.inTx(ctx, "revoke_token", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "revoke_token", func(tx *wtx) error {
 		var err error
 		t, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
 		if err != nil {
