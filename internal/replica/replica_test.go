@@ -15,6 +15,9 @@ import (
 // replica's store answers without effect.
 type feedStore struct {
 	changes chan brownout.Change
+	// handled counts the changes the replica has finished handling: a
+	// send on changes returns when the change is taken, before it is.
+	handled atomic.Int64
 }
 
 func (s *feedStore) Listen(ctx context.Context, fn func(brownout.Change)) error {
@@ -24,6 +27,7 @@ func (s *feedStore) Listen(ctx context.Context, fn func(brownout.Change)) error 
 			return nil
 		case ch := <-s.changes:
 			fn(ch)
+			s.handled.Add(1)
 		}
 	}
 }
@@ -224,6 +228,9 @@ func TestStateChangesReadTogether(t *testing.T) {
 	for _, n := range names {
 		st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: n, Version: 1}
 	}
+	// The last state may still be on its way into the queue when its
+	// send returns; the first read is held until every one is queued.
+	waitFor(t, "every state queued", func() bool { return st.handled.Load() == int64(1+len(names)) })
 	waitFor(t, "the first read", func() bool { st.mu.Lock(); defer st.mu.Unlock(); return len(st.reads) == 1 })
 	close(st.release)
 	st.changes <- brownout.Change{Kind: brownout.ChangeConfig}
