@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"sync"
 )
 
@@ -42,7 +41,7 @@ func (c *stmtCache) prepare(ctx context.Context, db *sql.DB, queries []string) {
 		_, have := c.prepared[q]
 		full := c.closed || len(c.prepared) >= maxPrepared
 		c.mu.RUnlock()
-		if have || full || !cacheable(q) {
+		if have || full {
 			continue
 		}
 		st, err := db.PrepareContext(ctx, q)
@@ -71,12 +70,6 @@ func (c *stmtCache) close() {
 		st.Close()
 	}
 	c.prepared, c.closed = nil, true
-}
-
-// cacheable reports whether q is one statement: a prepared statement
-// runs only the first of several, where Exec runs them all.
-func cacheable(q string) bool {
-	return !strings.Contains(strings.TrimRight(strings.TrimSpace(q), ";"), ";")
 }
 
 // wtx is a write transaction whose statements run prepared where the

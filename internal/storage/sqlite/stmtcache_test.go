@@ -8,9 +8,8 @@ import (
 
 // TestWriteStatementsArePreparedOnce: a statement a transaction ran is
 // prepared once it has ended, later transactions run it prepared with
-// their own arguments, a text of several statements is never prepared
-// (a prepared statement would run only the first), and the cache stays
-// within its bound.
+// their own arguments, a text of several statements still runs them all
+// once prepared, and the cache stays within its bound.
 func TestWriteStatementsArePreparedOnce(t *testing.T) {
 	ctx := context.Background()
 	db := MustOpenDB(t)
@@ -49,10 +48,7 @@ func TestWriteStatementsArePreparedOnce(t *testing.T) {
 
 	const two = `INSERT INTO cache_t (x) VALUES (10); INSERT INTO cache_t (x) VALUES (20)`
 	exec(two)
-	exec(two)
-	if db.stmts.get(two) != nil {
-		t.Error("a text of two statements was prepared")
-	}
+	exec(two) // prepared now
 	if n, sum := count(); n != 7 || sum != 66 {
 		t.Fatalf("after two double inserts: %d rows summing to %d, want 7 and 66", n, sum)
 	}
