@@ -252,15 +252,12 @@ type conn_ struct {
 func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 	c := s.c
 	// The reader writes its acks itself, at once: handing them to the
-	// writer cost a goroutine wake-up per state, a fifth of what a state
-	// costs the client. A stuck write ends the connection (writeTimeout),
-	// which ends the read too; a report being written delays an ack by
-	// one frame at most.
-	timeout := time.AfterFunc(time.Hour, func() {
-		s.end(fmt.Errorf("a write to the controller took longer than %s", c.cfg.writeTimeout))
-	})
-	timeout.Stop()
-	defer timeout.Stop()
+	// writer cost a goroutine wake-up per state, about an eighth of what a
+	// state costs the client. A stuck write ends the connection, which
+	// ends the read too; a report being written delays an ack by one
+	// frame at most.
+	w := s.newTimedWriter(ctx)
+	defer w.stop()
 	var buf []byte
 	for {
 		// Whoever cancels ctx closes the socket too, which ends a read
@@ -289,13 +286,13 @@ func (s *conn_) readLoop(ctx context.Context, alive func()) error {
 		switch f.Type {
 		case wire.TypeState:
 			if v, ok := c.applyState(&f); ok {
-				if err := s.writeAck(ctx, timeout, v); err != nil {
+				if err := s.writeAck(ctx, w, v); err != nil {
 					return err
 				}
 			}
 		case wire.TypeUnchanged:
 			if v, ok := c.confirm(&f); ok {
-				if err := s.writeAck(ctx, timeout, v); err != nil {
+				if err := s.writeAck(ctx, w, v); err != nil {
 					return err
 				}
 			}
@@ -344,15 +341,39 @@ func readError(err error) error {
 	return err
 }
 
-// writeAck acknowledges version v; a failed write ends the connection.
-func (s *conn_) writeAck(ctx context.Context, timeout *time.Timer, v uint64) error {
-	s.ackBuf = wire.AppendAck(s.ackBuf[:0], v)
-	timeout.Reset(s.c.cfg.writeTimeout)
-	err := s.conn.Write(context.Background(), websocket.MessageText, s.ackBuf)
-	if !timeout.Stop() && err == nil {
-		err = context.Cause(ctx)
+// timedWriter writes frames, each bounded by writeTimeout: one timer per
+// writing goroutine ends the connection when a write outlasts it, which
+// ends the write. Writes take no cancellable context (see readCtx).
+type timedWriter struct {
+	s       *conn_
+	ctx     context.Context
+	timeout *time.Timer
+}
+
+func (s *conn_) newTimedWriter(ctx context.Context) *timedWriter {
+	t := time.AfterFunc(time.Hour, func() {
+		s.end(fmt.Errorf("a write to the controller took longer than %s", s.c.cfg.writeTimeout))
+	})
+	t.Stop()
+	return &timedWriter{s: s, ctx: ctx, timeout: t}
+}
+
+func (w *timedWriter) stop() { w.timeout.Stop() }
+
+// write sends data; a write the timer ended reports the session's cause.
+func (w *timedWriter) write(data []byte) error {
+	w.timeout.Reset(w.s.c.cfg.writeTimeout)
+	err := w.s.conn.Write(context.Background(), websocket.MessageText, data)
+	if !w.timeout.Stop() && err == nil {
+		err = context.Cause(w.ctx)
 	}
-	if err != nil {
+	return err
+}
+
+// writeAck acknowledges version v; a failed write ends the connection.
+func (s *conn_) writeAck(ctx context.Context, w *timedWriter, v uint64) error {
+	s.ackBuf = wire.AppendAck(s.ackBuf[:0], v)
+	if err := w.write(s.ackBuf); err != nil {
 		s.end(err)
 		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
 			return cause
@@ -366,26 +387,13 @@ func (s *conn_) writeAck(ctx context.Context, timeout *time.Timer, v uint64) err
 // writeLoop sends buffered reports; the reader writes acks itself.
 func (s *conn_) writeLoop(ctx context.Context) {
 	c := s.c
-	// One timer bounds every write: when a write outlasts writeTimeout
-	// the connection ends, which ends the write.
-	timeout := time.AfterFunc(time.Hour, func() {
-		s.end(fmt.Errorf("a write to the controller took longer than %s", c.cfg.writeTimeout))
-	})
-	timeout.Stop()
-	defer timeout.Stop()
-	write := func(data []byte) error {
-		timeout.Reset(c.cfg.writeTimeout)
-		err := s.conn.Write(context.Background(), websocket.MessageText, data)
-		if !timeout.Stop() && err == nil {
-			err = context.Cause(ctx)
-		}
-		return err
-	}
+	w := s.newTimedWriter(ctx)
+	defer w.stop()
 	for {
 		if r, ok := c.ring.peek(); ok {
 			data, err := json.Marshal(wire.ReportFrame{Type: wire.TypeReport, Report: r})
 			if err == nil {
-				err = write(data)
+				err = w.write(data)
 			}
 			if err != nil {
 				s.end(err)
