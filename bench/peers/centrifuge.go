@@ -195,7 +195,7 @@ func (c *cfClient) read(ack bool) {
 					c.at.Store(time.Now().UnixNano())
 					c.change.Store(d.Change)
 					if ack {
-						reply = append(append(reply[:0], `{"send":{"data":{"ack":`...), strconv.AppendInt(nil, d.Change, 10)...)
+						reply = strconv.AppendInt(append(reply[:0], `{"send":{"data":{"ack":`...), d.Change, 10)
 						reply = append(reply, "}}}"...)
 						if c.conn.Write(ctx, websocket.MessageText, reply) != nil {
 							return
