@@ -133,9 +133,17 @@ func (c *Controller) ReloadConfig(ctx context.Context) error {
 
 // ReloadOverrides re-reads the active overrides from the store.
 func (c *Controller) ReloadOverrides(ctx context.Context) error {
+	return c.ReloadOverridesWith(ctx, c.store.ActiveOverrides)
+}
+
+// ReloadOverridesWith is ReloadOverrides with the read given: load returns
+// the overrides active at now, as the store's ActiveOverrides does, so
+// that a caller may read them in the same round trip as something else.
+// No override is created or cleared here from the read to the swap.
+func (c *Controller) ReloadOverridesWith(ctx context.Context, load func(ctx context.Context, now time.Time) ([]brownout.Override, error)) error {
 	c.ovSyncMu.Lock()
 	defer c.ovSyncMu.Unlock()
-	ovs, err := c.store.ActiveOverrides(ctx, c.cfg.Now())
+	ovs, err := load(ctx, c.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("load overrides: %w", err)
 	}

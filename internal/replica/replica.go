@@ -23,6 +23,9 @@ type Controller interface {
 	Resync(ctx context.Context) error
 	ReloadConfig(ctx context.Context) error
 	ReloadOverrides(ctx context.Context) error
+	// ReloadOverridesWith is ReloadOverrides with the read given (load
+	// returns the overrides active at now).
+	ReloadOverridesWith(ctx context.Context, load func(ctx context.Context, now time.Time) ([]brownout.Override, error)) error
 	Reevaluate(ctx context.Context, trigger string) error
 	ApplyState(st brownout.ServiceState)
 	HasVersion(service string, version uint64) bool
@@ -154,8 +157,11 @@ type Replica struct {
 	// those reads with the feed's other changes (see applyPending).
 	pendingMu sync.Mutex
 	pending   map[string]pendingState
-	wake      chan struct{}
-	loadMu    sync.Mutex
+	// overridesStale: an override was announced with the states it
+	// changed; the overrides are re-read with those states.
+	overridesStale bool
+	wake           chan struct{}
+	loadMu         sync.Mutex
 }
 
 // New returns a replica; obs and log may be nil.
@@ -314,6 +320,15 @@ func (r *Replica) apply(ctx context.Context, ch brownout.Change) {
 		}
 		return
 	}
+	if ch.Kind == brownout.ChangeOverride && ch.More {
+		// The states the override changed are announced right after it:
+		// the reader re-reads the overrides with them, in one round trip,
+		// and applies the overrides first (applyPending).
+		r.pendingMu.Lock()
+		r.overridesStale = true
+		r.pendingMu.Unlock()
+		return
+	}
 	r.applyPending(ctx)
 	var err error
 	switch ch.Kind {
@@ -361,12 +376,17 @@ func (r *Replica) readStates(ctx context.Context) {
 
 // applyPending reads every queued state change's committed state in one
 // read and applies it (a state is applied only when newer than the one
-// held). A read that fails marks the replica for a resync.
+// held). When an override announced with its states is pending too, the
+// same read re-reads the overrides first, which are applied before the
+// states; then a leader evaluates. A read that fails marks the replica for
+// a resync.
 func (r *Replica) applyPending(ctx context.Context) {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
 	r.pendingMu.Lock()
-	if len(r.pending) == 0 {
+	reload := r.overridesStale
+	r.overridesStale = false
+	if len(r.pending) == 0 && !reload {
 		r.pendingMu.Unlock()
 		return
 	}
@@ -378,27 +398,36 @@ func (r *Replica) applyPending(ctx context.Context) {
 	}
 	clear(r.pending)
 	r.pendingMu.Unlock()
-	if len(names) == 0 {
-		return
-	}
 	var sts []brownout.ServiceState
 	var err error
-	if len(names) == 1 {
+	switch {
+	case reload:
+		err = r.ctl.ReloadOverridesWith(ctx, func(ctx context.Context, now time.Time) ([]brownout.Override, error) {
+			ovs, read, err := r.store.LoadOverridesAndStates(ctx, now, names)
+			sts = read
+			return ovs, err
+		})
+	case len(names) == 0:
+		return
+	case len(names) == 1:
 		var st brownout.ServiceState
 		if st, err = r.store.LoadService(ctx, names[0]); err == nil {
 			sts = append(sts, st)
 		}
-	} else {
+	default:
 		sts, err = r.store.LoadServiceStates(ctx, names)
-		if err == nil && len(sts) < len(names) {
-			err = fmt.Errorf("%d of %d announced services have no state", len(names)-len(sts), len(names))
-		}
+	}
+	if err == nil && len(sts) < len(names) {
+		err = fmt.Errorf("%d of %d announced services have no state", len(names)-len(sts), len(names))
 	}
 	for _, st := range sts {
 		r.ctl.ApplyState(st)
 	}
+	if err == nil && reload {
+		err = r.ctl.Reevaluate(ctx, "override")
+	}
 	if err != nil && ctx.Err() == nil {
-		r.log.Warn("apply changes; will resync", "kind", brownout.ChangeState, "services", len(names), "err", err)
+		r.log.Warn("apply changes; will resync", "kind", brownout.ChangeState, "services", len(names), "overrides", reload, "err", err)
 		r.dirty.Store(true)
 	}
 }

@@ -3,6 +3,8 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,6 +49,9 @@ func (s *feedStore) LoadService(context.Context, string) (brownout.ServiceState,
 func (s *feedStore) LoadServiceStates(context.Context, []string) ([]brownout.ServiceState, error) {
 	return nil, errors.New("not here")
 }
+func (s *feedStore) LoadOverridesAndStates(context.Context, time.Time, []string) ([]brownout.Override, []brownout.ServiceState, error) {
+	return nil, nil, errors.New("not here")
+}
 
 // flakyController fails its first `fail` re-reads, as a store only half
 // back after an outage does.
@@ -65,8 +70,12 @@ func (c *flakyController) Resync(context.Context) error {
 	}
 	return nil
 }
-func (c *flakyController) ReloadConfig(context.Context) error       { return nil }
-func (c *flakyController) ReloadOverrides(context.Context) error    { return nil }
+func (c *flakyController) ReloadConfig(context.Context) error    { return nil }
+func (c *flakyController) ReloadOverrides(context.Context) error { return nil }
+func (c *flakyController) ReloadOverridesWith(ctx context.Context, load func(context.Context, time.Time) ([]brownout.Override, error)) error {
+	_, err := load(ctx, time.Now())
+	return err
+}
 func (c *flakyController) Reevaluate(context.Context, string) error { return nil }
 func (c *flakyController) ApplyState(brownout.ServiceState)         {}
 func (c *flakyController) HasVersion(string, uint64) bool           { return false }
@@ -179,20 +188,51 @@ func (s *batchStore) LoadServiceStates(_ context.Context, names []string) ([]bro
 	return s.read(names), nil
 }
 
+// LoadOverridesAndStates records its read as "overrides" followed by the
+// names.
+func (s *batchStore) LoadOverridesAndStates(_ context.Context, _ time.Time, names []string) ([]brownout.Override, []brownout.ServiceState, error) {
+	sts := s.read(append([]string{"overrides"}, names...))[1:]
+	return []brownout.Override{{ID: "ovr_1", Service: "*", Level: 2}}, sts, nil
+}
+
 // applyController records the states applied and, at a configuration
 // reload, how many had been applied.
 type applyController struct {
 	flakyController
-	mu            sync.Mutex
-	applied       []string
+	mu      sync.Mutex
+	applied []string
+	// order: the states applied, the overrides re-read ("N overrides")
+	// and the evaluations, in order.
+	order         []string
 	atReload      int
 	reloadedCount atomic.Int32
+	// held: HasVersion says every state is held (the replica's own
+	// commits).
+	held bool
 }
+
+func (c *applyController) HasVersion(string, uint64) bool { return c.held }
 
 func (c *applyController) ApplyState(st brownout.ServiceState) {
 	c.mu.Lock()
 	c.applied = append(c.applied, st.Name)
+	c.order = append(c.order, st.Name)
 	c.mu.Unlock()
+}
+
+func (c *applyController) ReloadOverridesWith(ctx context.Context, load func(context.Context, time.Time) ([]brownout.Override, error)) error {
+	ovs, err := load(ctx, time.Now())
+	c.mu.Lock()
+	c.order = append(c.order, fmt.Sprintf("%d overrides", len(ovs)))
+	c.mu.Unlock()
+	return err
+}
+
+func (c *applyController) Reevaluate(context.Context, string) error {
+	c.mu.Lock()
+	c.order = append(c.order, "reevaluate")
+	c.mu.Unlock()
+	return nil
 }
 
 func (c *applyController) ReloadConfig(context.Context) error {
@@ -269,5 +309,78 @@ func TestCommitReadAtOnce(t *testing.T) {
 	defer st.mu.Unlock()
 	if len(st.reads) != 1 || len(st.reads[0]) != len(names) {
 		t.Fatalf("reads %v: want one read of all %d", st.reads, len(names))
+	}
+}
+
+// TestOverrideReadWithItsStates: an override announced with the states it
+// changed (More) is read in the same read as those states, and applied
+// before them; then a leader evaluates.
+func TestOverrideReadWithItsStates(t *testing.T) {
+	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
+	close(st.release)
+	ctl := &applyController{}
+	runFeedReplica(t, st, ctl)
+
+	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
+	waitFor(t, "the resync handled", func() bool { return st.handled.Load() == 1 })
+	ctl.mu.Lock()
+	ctl.order = nil // the resync's evaluation
+	ctl.mu.Unlock()
+	st.changes <- brownout.Change{Kind: brownout.ChangeOverride, ID: "ovr_1", Service: "*", More: true}
+	names := []string{"s0", "s1", "s2"}
+	for i, n := range names {
+		st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: n, Version: 1, More: i < len(names)-1}
+		time.Sleep(time.Millisecond) // a reader woken early would read some alone
+	}
+	want := []string{"1 overrides", "s0", "s1", "s2", "reevaluate"}
+	waitFor(t, "the override and its states applied", func() bool { ctl.mu.Lock(); defer ctl.mu.Unlock(); return len(ctl.order) == len(want) })
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	// The states in any order (the store sorts them; this one does not),
+	// between the overrides and the evaluation.
+	got := slices.Clone(ctl.order)
+	slices.Sort(got[1 : len(got)-1])
+	if !slices.Equal(got, want) {
+		t.Fatalf("applied %v, want %v", ctl.order, want)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.reads) == 1 {
+		slices.Sort(st.reads[0][1:])
+	}
+	if len(st.reads) != 1 || !slices.Equal(st.reads[0], []string{"overrides", "s0", "s1", "s2"}) {
+		t.Fatalf("reads %v: want one read of the overrides and all %d states", st.reads, len(names))
+	}
+}
+
+// TestOverrideWithStatesHeldReadsOverrides: when the replica already holds
+// every state the override changed (its own commit), the overrides are
+// still re-read, without the states, and a leader evaluates, once the
+// commit's last state is announced.
+func TestOverrideWithStatesHeldReadsOverrides(t *testing.T) {
+	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
+	close(st.release)
+	ctl := &applyController{held: true}
+	runFeedReplica(t, st, ctl)
+
+	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
+	waitFor(t, "the resync handled", func() bool { return st.handled.Load() == 1 })
+	ctl.mu.Lock()
+	ctl.order = nil // the resync's evaluation
+	ctl.mu.Unlock()
+	st.changes <- brownout.Change{Kind: brownout.ChangeOverride, ID: "ovr_1", Service: "*", More: true}
+	st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: "s0", Version: 1, More: true}
+	st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: "s1", Version: 1}
+	want := []string{"1 overrides", "reevaluate"}
+	waitFor(t, "the overrides re-read", func() bool { ctl.mu.Lock(); defer ctl.mu.Unlock(); return len(ctl.order) == len(want) })
+	ctl.mu.Lock()
+	defer ctl.mu.Unlock()
+	if !slices.Equal(ctl.order, want) {
+		t.Fatalf("applied %v, want %v", ctl.order, want)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.reads) != 1 || !slices.Equal(st.reads[0], []string{"overrides"}) {
+		t.Fatalf("reads %v: want one read, of the overrides alone", st.reads)
 	}
 }

@@ -70,6 +70,12 @@ type StateReader interface {
 	// LoadServiceStates returns the committed states (with Detail) of the
 	// named services in one read, leaving out names with no state.
 	LoadServiceStates(ctx context.Context, names []string) ([]brownout.ServiceState, error)
+	// LoadOverridesAndStates returns the overrides active at now, as
+	// the controller's store lists them, and the committed states of the
+	// named services (none when names is empty), in one round trip. The
+	// overrides are read first, so that a state is never older than the
+	// overrides read with it.
+	LoadOverridesAndStates(ctx context.Context, now time.Time, names []string) ([]brownout.Override, []brownout.ServiceState, error)
 }
 
 // Store is everything a replica needs from a store shared by several

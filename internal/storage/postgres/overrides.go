@@ -62,13 +62,18 @@ func (db *DB) GetOverride(ctx context.Context, id string) (brownout.Override, er
 // ActiveOverrides returns the overrides that count at now (not cleared, and
 // without expiry or expiring after now), oldest first by created_at, id.
 func (db *DB) ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Override, error) {
-	rows, err := db.pool.Query(ctx,
-		`SELECT `+overrideColumns+` FROM overrides
-		 WHERE cleared_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
-		 ORDER BY created_at, id`, now.UnixNano())
+	rows, err := db.pool.Query(ctx, activeOverrides, now.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("active overrides: %w", translate(err))
 	}
+	return collectOverrides(rows)
+}
+
+const activeOverrides = `SELECT ` + overrideColumns + ` FROM overrides
+	WHERE cleared_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
+	ORDER BY created_at, id`
+
+func collectOverrides(rows pgx.Rows) ([]brownout.Override, error) {
 	defer rows.Close()
 	var out []brownout.Override
 	for rows.Next() {
@@ -82,6 +87,33 @@ func (db *DB) ActiveOverrides(ctx context.Context, now time.Time) ([]brownout.Ov
 		return nil, fmt.Errorf("active overrides: %w", translate(err))
 	}
 	return out, nil
+}
+
+// LoadOverridesAndStates returns ActiveOverrides(now) and
+// LoadServiceStates(names) in one round trip, the overrides read first:
+// each statement of the batch reads what was committed when it started, so
+// the states are at least as new as the overrides. A replica told of an
+// override and the states it changed reads them with this.
+func (db *DB) LoadOverridesAndStates(ctx context.Context, now time.Time, names []string) ([]brownout.Override, []brownout.ServiceState, error) {
+	b := &pgx.Batch{}
+	var ovs []brownout.Override
+	var sts []brownout.ServiceState
+	b.Queue(activeOverrides, now.UnixNano()).Query(func(rows pgx.Rows) error {
+		var err error
+		ovs, err = collectOverrides(rows)
+		return err
+	})
+	if len(names) > 0 {
+		b.Queue(loadStates, names).Query(func(rows pgx.Rows) error {
+			var err error
+			sts, err = collectStates(rows)
+			return err
+		})
+	}
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("load overrides and states: %w", translate(err))
+	}
+	return ovs, sts, nil
 }
 
 // CreateOverrideWithStates stores o and a together with the new states of
@@ -104,7 +136,9 @@ func (db *DB) CreateOverrideWithStates(ctx context.Context, o brownout.Override,
 		o.ID, o.Service, o.Level, o.Reason, o.Actor, o.Emergency, unixNano(o.CreatedAt),
 		nullNano(o.ExpiresAt), nullNano(o.ClearedAt), o.ClearedBy)
 	queueAudit(b, a, o.Service)
-	if err := db.queueNotify(b, brownout.Change{Kind: brownout.ChangeOverride, ID: o.ID, Service: o.Service}); err != nil {
+	// More: the states it changed are announced right after it, so that a
+	// receiver reads the overrides and those states at once.
+	if err := db.queueNotify(b, brownout.Change{Kind: brownout.ChangeOverride, ID: o.ID, Service: o.Service, More: len(states) > 0}); err != nil {
 		return err
 	}
 	if o.Emergency {
@@ -157,7 +191,7 @@ func (db *DB) ClearOverrideWithStates(ctx context.Context, id, by string, at tim
 		b := &pgx.Batch{}
 		b.Queue(`UPDATE overrides SET cleared_at = $1, cleared_by = $2 WHERE id = $3`, cleared.UnixNano(), by, id)
 		queueAudit(b, a, o.Service)
-		if err := db.queueNotify(b, brownout.Change{Kind: brownout.ChangeOverride, ID: id, Service: o.Service}); err != nil {
+		if err := db.queueNotify(b, brownout.Change{Kind: brownout.ChangeOverride, ID: id, Service: o.Service, More: len(states) > 0}); err != nil {
 			return err
 		}
 		if o.Emergency {

@@ -132,11 +132,26 @@ func TestFeedAnnouncesCommits(t *testing.T) {
 	if err := a.CreateOverrideWithStates(ctx, o, brownout.AuditEntry{At: before}, []brownout.StateChange{state("checkout", 3)}); err != nil {
 		t.Fatal(err)
 	}
-	if c := f.next(t, brownout.ChangeOverride); c.ID != "ovr_1" {
+	// The override says that the states it changed follow.
+	if c := f.next(t, brownout.ChangeOverride); c.ID != "ovr_1" || !c.More {
 		t.Fatalf("override change %+v", c)
 	}
-	if c := f.next(t, brownout.ChangeState); c.Version != 2 {
+	if c := f.next(t, brownout.ChangeState); c.Version != 2 || c.More {
 		t.Fatalf("override's state change %+v", c)
+	}
+	// Made on a follower, with no states, it says nothing follows.
+	o2 := brownout.Override{ID: "ovr_2", Service: "cart", Level: 1, Reason: "r", Actor: "x", CreatedAt: before}
+	if err := a.CreateOverrideWithStates(ctx, o2, brownout.AuditEntry{At: before}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.next(t, brownout.ChangeOverride); c.ID != "ovr_2" || c.More {
+		t.Fatalf("override change without states %+v", c)
+	}
+	if _, err := a.ClearOverrideWithStates(ctx, "ovr_2", "x", before, brownout.AuditEntry{At: before}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.next(t, brownout.ChangeOverride); c.ID != "ovr_2" || c.More {
+		t.Fatalf("clearing without states %+v", c)
 	}
 	tok := brownout.Token{ID: "tok_1", Name: "n", Scope: "sdk", Service: "checkout", Hash: []byte{1, 2}, CreatedAt: before}
 	if err := a.CreateToken(ctx, tok, brownout.AuditEntry{At: before}); err != nil {
@@ -496,5 +511,46 @@ func TestLoadServiceStates(t *testing.T) {
 	if len(sts) != 2 || sts[0].Name != "one" || sts[0].Level != 1 || sts[1].Name != "three" || sts[1].Level != 3 ||
 		sts[1].Version != 1 || sts[1].Detail != "cpu 93 ≥ 90" {
 		t.Fatalf("states %+v, want one and three, detail included", sts)
+	}
+}
+
+// A replica told of an override and the states it changed reads the
+// active overrides and those states in one round trip.
+func TestLoadOverridesAndStates(t *testing.T) {
+	t.Parallel()
+	_, a, b := twoReplicas(t)
+	ctx := context.Background()
+	at := time.Unix(1_700_000_000, 0).UTC()
+	expired := at.Add(time.Minute)
+	for _, o := range []brownout.Override{
+		{ID: "ovr_a", Service: "*", Level: 2, Reason: "r", Actor: "x", CreatedAt: at},
+		{ID: "ovr_b", Service: "one", Level: 3, Reason: "r", Actor: "x", CreatedAt: at.Add(time.Second), ExpiresAt: &expired},
+		{ID: "ovr_c", Service: "two", Level: 1, Reason: "r", Actor: "x", CreatedAt: at.Add(2 * time.Second)},
+	} {
+		if err := a.CreateOverrideWithStates(ctx, o, brownout.AuditEntry{At: at}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.ClearOverrideWithStates(ctx, "ovr_c", "x", at.Add(3*time.Second), brownout.AuditEntry{At: at}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SaveServiceStates(ctx, []brownout.StateChange{state("one", 1), state("two", 2), state("three", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	// At now, ovr_b has expired and ovr_c is cleared.
+	ovs, sts, err := b.LoadOverridesAndStates(ctx, expired.Add(time.Second), []string{"three", "one", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ovs) != 1 || ovs[0].ID != "ovr_a" {
+		t.Fatalf("overrides %+v, want ovr_a alone", ovs)
+	}
+	if len(sts) != 2 || sts[0].Name != "one" || sts[1].Name != "three" || sts[1].Level != 3 || sts[1].Detail != "cpu 93 ≥ 90" {
+		t.Fatalf("states %+v, want one and three, detail included", sts)
+	}
+	// Before ovr_b expires, both are active, oldest first; no names, no states.
+	ovs, sts, err = b.LoadOverridesAndStates(ctx, at.Add(30*time.Second), nil)
+	if err != nil || len(ovs) != 2 || ovs[0].ID != "ovr_a" || ovs[1].ID != "ovr_b" || len(sts) != 0 {
+		t.Fatalf("overrides %+v, states %+v, err %v: want ovr_a and ovr_b, no states", ovs, sts, err)
 	}
 }

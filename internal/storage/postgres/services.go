@@ -57,10 +57,16 @@ func (db *DB) LoadServices(ctx context.Context) ([]brownout.ServiceState, error)
 // out. A replica told of several state changes on the feed at once reads
 // them with this.
 func (db *DB) LoadServiceStates(ctx context.Context, names []string) ([]brownout.ServiceState, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+serviceRead+` FROM services WHERE name = ANY($1) ORDER BY name`, names)
+	rows, err := db.pool.Query(ctx, loadStates, names)
 	if err != nil {
 		return nil, fmt.Errorf("load service states: %w", translate(err))
 	}
+	return collectStates(rows)
+}
+
+const loadStates = `SELECT ` + serviceRead + ` FROM services WHERE name = ANY($1) ORDER BY name`
+
+func collectStates(rows pgx.Rows) ([]brownout.ServiceState, error) {
 	defer rows.Close()
 	var out []brownout.ServiceState
 	for rows.Next() {
