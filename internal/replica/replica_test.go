@@ -312,20 +312,28 @@ func TestCommitReadAtOnce(t *testing.T) {
 	}
 }
 
-// TestOverrideReadWithItsStates: an override announced with the states it
-// changed (More) is read in the same read as those states, and applied
-// before them; then a leader evaluates.
-func TestOverrideReadWithItsStates(t *testing.T) {
+// resyncedFeedReplica runs a replica whose reads answer at once, past its
+// first resync; ctl.order starts empty. held: the controller holds every
+// state announced.
+func resyncedFeedReplica(t *testing.T, held bool) (*batchStore, *applyController) {
+	t.Helper()
 	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
 	close(st.release)
-	ctl := &applyController{}
+	ctl := &applyController{held: held}
 	runFeedReplica(t, st, ctl)
-
 	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
 	waitFor(t, "the resync handled", func() bool { return st.handled.Load() == 1 })
 	ctl.mu.Lock()
 	ctl.order = nil // the resync's evaluation
 	ctl.mu.Unlock()
+	return st, ctl
+}
+
+// TestOverrideReadWithItsStates: an override announced with the states it
+// changed (More) is read in the same read as those states, and applied
+// before them; then a leader evaluates.
+func TestOverrideReadWithItsStates(t *testing.T) {
+	st, ctl := resyncedFeedReplica(t, false)
 	st.changes <- brownout.Change{Kind: brownout.ChangeOverride, ID: "ovr_1", Service: "*", More: true}
 	names := []string{"s0", "s1", "s2"}
 	for i, n := range names {
@@ -358,16 +366,7 @@ func TestOverrideReadWithItsStates(t *testing.T) {
 // still re-read, without the states, and a leader evaluates, once the
 // commit's last state is announced.
 func TestOverrideWithStatesHeldReadsOverrides(t *testing.T) {
-	st := &batchStore{feedStore: feedStore{changes: make(chan brownout.Change)}, release: make(chan struct{})}
-	close(st.release)
-	ctl := &applyController{held: true}
-	runFeedReplica(t, st, ctl)
-
-	st.changes <- brownout.Change{Kind: brownout.ChangeResync}
-	waitFor(t, "the resync handled", func() bool { return st.handled.Load() == 1 })
-	ctl.mu.Lock()
-	ctl.order = nil // the resync's evaluation
-	ctl.mu.Unlock()
+	st, ctl := resyncedFeedReplica(t, true)
 	st.changes <- brownout.Change{Kind: brownout.ChangeOverride, ID: "ovr_1", Service: "*", More: true}
 	st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: "s0", Version: 1, More: true}
 	st.changes <- brownout.Change{Kind: brownout.ChangeState, Service: "s1", Version: 1}
